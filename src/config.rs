@@ -1,0 +1,1 @@
+//! Configuration (skeleton): flags, environment and an optional TOML file.

@@ -1,0 +1,422 @@
+//! Wire protocol v1: the JSON messages exchanged over the customer and agent
+//! WebSockets (design §6), as serde types, plus the structural limits every
+//! decoded message is checked against.
+//!
+//! This module owns the *shape* of messages only. It does not know about
+//! sessions, rules or sockets; decoding a frame here never touches state.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A node id assigned by the snippet, unique within one page load.
+pub type NodeId = u64;
+
+/// One serialized DOM node. `type` is the tag field on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Node {
+    /// The document root; its children are the doctype and the `<html>` element.
+    Document {
+        id: NodeId,
+        #[serde(default)]
+        children: Vec<Node>,
+    },
+    /// `<!DOCTYPE name>`.
+    Doctype {
+        id: NodeId,
+        #[serde(default)]
+        name: String,
+    },
+    /// An element with its attributes, children and (for form controls) live state.
+    Element {
+        id: NodeId,
+        tag: String,
+        /// `"svg"` or `"math"` for foreign elements; absent for HTML.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ns: Option<String>,
+        #[serde(default)]
+        attrs: BTreeMap<String, String>,
+        #[serde(default)]
+        children: Vec<Node>,
+        /// Live `value` of an input/textarea/select (may differ from the attribute).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+        /// Live checked state of a checkbox/radio.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checked: Option<bool>,
+    },
+    /// A text node.
+    Text { id: NodeId, text: String },
+    /// A comment node.
+    Comment { id: NodeId, text: String },
+}
+
+impl Node {
+    /// The node's id, whatever its kind.
+    pub fn id(&self) -> NodeId {
+        match self {
+            Node::Document { id, .. }
+            | Node::Doctype { id, .. }
+            | Node::Element { id, .. }
+            | Node::Text { id, .. }
+            | Node::Comment { id, .. } => *id,
+        }
+    }
+
+    /// Children of a document or element; empty for other kinds.
+    pub fn children(&self) -> &[Node] {
+        match self {
+            Node::Document { children, .. } | Node::Element { children, .. } => children,
+            _ => &[],
+        }
+    }
+}
+
+/// A viewport size in CSS pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Viewport {
+    pub w: f64,
+    pub h: f64,
+}
+
+/// A full document snapshot (customer → server, and rewritten server → agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub url: String,
+    #[serde(default)]
+    pub title: String,
+    pub viewport: Viewport,
+    pub root: Node,
+}
+
+/// One mutation op; a batch is applied in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Op {
+    /// Insert `node` (with its subtree) under `parent`, before `before` (or last).
+    Insert {
+        parent: NodeId,
+        before: Option<NodeId>,
+        node: Node,
+    },
+    /// Remove a node and its subtree.
+    Remove { id: NodeId },
+    /// Set (`Some`) or remove (`None`) an attribute.
+    Attr {
+        id: NodeId,
+        name: String,
+        value: Option<String>,
+    },
+    /// Replace the data of a text or comment node.
+    Text { id: NodeId, text: String },
+    /// Live form state of a control changed (typing, selection, checkbox).
+    Value {
+        id: NodeId,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checked: Option<bool>,
+    },
+}
+
+/// Session state as shown to both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Waiting,
+    Active,
+    Ended,
+}
+
+/// Agent control mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Both sides see each other's pointer; the agent cannot act.
+    Pointer,
+    /// The customer approved: agent clicks, typing and scrolls are performed.
+    Write,
+}
+
+/// Messages the customer's snippet sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum CustomerMsg {
+    Snapshot(Snapshot),
+    Mutations { ops: Vec<Op> },
+    Pointer { x: f64, y: f64 },
+    Scroll {
+        #[serde(default)]
+        id: Option<NodeId>,
+        x: f64,
+        y: f64,
+    },
+    Viewport { w: f64, h: f64 },
+    /// Answer to a write-mode request (`true` approves) or a revocation (`false`).
+    Control { grant: bool },
+    End {},
+}
+
+/// Messages the agent viewer sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum AgentMsg {
+    Pointer { x: f64, y: f64 },
+    Control { request: bool },
+    Click { id: NodeId },
+    Input { id: NodeId, value: String },
+    Key { id: NodeId, key: String },
+    Scroll {
+        #[serde(default)]
+        id: Option<NodeId>,
+        x: f64,
+        y: f64,
+    },
+    End {},
+}
+
+/// The selectors in force for the customer's current page, so the snippet can
+/// show which fields are hidden from the agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RulesCue {
+    pub mask: Vec<String>,
+    pub block: Vec<String>,
+    pub disable: Vec<String>,
+}
+
+/// Messages the server sends to the agent viewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ToAgent {
+    Session {
+        id: String,
+        state: SessionState,
+        mode: Mode,
+    },
+    Snapshot(Snapshot),
+    Mutations { ops: Vec<Op> },
+    Pointer { x: f64, y: f64 },
+    Scroll {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<NodeId>,
+        x: f64,
+        y: f64,
+    },
+    Viewport { w: f64, h: f64 },
+    Mode { mode: Mode },
+    Denied { action: String, reason: String },
+    Ended { reason: String },
+    Error { code: String, message: String },
+}
+
+/// Messages the server sends to the customer's snippet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ToCustomer {
+    Session {
+        id: String,
+        state: SessionState,
+        mode: Mode,
+    },
+    Agent { name: String },
+    Pointer { x: f64, y: f64 },
+    Control { request: bool },
+    Mode { mode: Mode },
+    Click { id: NodeId },
+    Input { id: NodeId, value: String },
+    Key { id: NodeId, key: String },
+    Scroll {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<NodeId>,
+        x: f64,
+        y: f64,
+    },
+    Rules(RulesCue),
+    Ended { reason: String },
+    Error { code: String, message: String },
+}
+
+/// Structural limits checked on every decoded customer message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest accepted WebSocket text frame, in bytes.
+    pub max_message_bytes: usize,
+    /// Most nodes in one document (mirror) or one batch.
+    pub max_nodes: usize,
+    /// Deepest nesting of a node tree.
+    pub max_depth: usize,
+    /// Most ops in one mutation batch.
+    pub max_ops: usize,
+    /// Most messages per second from one side of a session.
+    pub max_messages_per_sec: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 8 * 1024 * 1024,
+            max_nodes: 200_000,
+            max_depth: 256,
+            max_ops: 10_000,
+            max_messages_per_sec: 200,
+        }
+    }
+}
+
+/// Why a decoded message breaks the protocol's structural limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is not valid JSON for any known message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The frame is larger than `max_message_bytes`.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// A tree nests deeper than `max_depth`.
+    #[error("node tree deeper than the limit of {0}")]
+    TooDeep(usize),
+    /// A tree or batch has more nodes than `max_nodes`.
+    #[error("more than {0} nodes in one message")]
+    TooManyNodes(usize),
+    /// A batch has more ops than `max_ops`.
+    #[error("more than {0} ops in one batch")]
+    TooManyOps(usize),
+}
+
+impl ProtocolError {
+    /// A short machine-readable code for the `error` frame.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::Malformed(_) => "malformed",
+            ProtocolError::TooLarge { .. } => "too_large",
+            ProtocolError::TooDeep(_) => "too_deep",
+            ProtocolError::TooManyNodes(_) => "too_many_nodes",
+            ProtocolError::TooManyOps(_) => "too_many_ops",
+        }
+    }
+}
+
+/// Decode one text frame with size and structure checks.
+pub fn decode<T: serde::de::DeserializeOwned>(text: &str, limits: &Limits) -> Result<T, ProtocolError> {
+    if text.len() > limits.max_message_bytes {
+        return Err(ProtocolError::TooLarge {
+            size: text.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
+    // serde_json's own recursion limit (128) would reject deep trees with an
+    // opaque message; disable it and check the depth ourselves on the raw
+    // bytes before building values.
+    check_json_depth(text, limits.max_depth.saturating_mul(2).saturating_add(8))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    T::deserialize(&mut de).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Reject JSON nesting deeper than `max` without allocating, so a hostile
+/// frame cannot overflow the stack during deserialisation.
+fn check_json_depth(text: &str, max: usize) -> Result<(), ProtocolError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(ProtocolError::TooDeep(max / 2));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Check a node tree against the depth and node-count limits; returns the node count.
+pub fn check_tree(root: &Node, limits: &Limits) -> Result<usize, ProtocolError> {
+    let mut count = 0usize;
+    let mut stack: Vec<(&Node, usize)> = vec![(root, 1)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > limits.max_depth {
+            return Err(ProtocolError::TooDeep(limits.max_depth));
+        }
+        count += 1;
+        if count > limits.max_nodes {
+            return Err(ProtocolError::TooManyNodes(limits.max_nodes));
+        }
+        for child in node.children() {
+            stack.push((child, depth + 1));
+        }
+    }
+    Ok(count)
+}
+
+/// Check a customer message against the limits (trees and batch sizes).
+pub fn check_customer_msg(msg: &CustomerMsg, limits: &Limits) -> Result<(), ProtocolError> {
+    match msg {
+        CustomerMsg::Snapshot(s) => check_tree(&s.root, limits).map(|_| ()),
+        CustomerMsg::Mutations { ops } => {
+            if ops.len() > limits.max_ops {
+                return Err(ProtocolError::TooManyOps(limits.max_ops));
+            }
+            let mut total = 0usize;
+            for op in ops {
+                if let Op::Insert { node, .. } = op {
+                    total += check_tree(node, limits)?;
+                    if total > limits.max_nodes {
+                        return Err(ProtocolError::TooManyNodes(limits.max_nodes));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_design_examples() {
+        let l = Limits::default();
+        let m: CustomerMsg = decode(
+            r#"{"t":"mutations","ops":[{"op":"insert","parent":1,"before":null,"node":{"id":4,"type":"text","text":"hi"}},{"op":"attr","id":3,"name":"class","value":null},{"op":"value","id":3,"value":"x","checked":true}]}"#,
+            &l,
+        )
+        .unwrap();
+        match m {
+            CustomerMsg::Mutations { ops } => assert_eq!(ops.len(), 3),
+            other => panic!("unexpected {other:?}"),
+        }
+        let a: AgentMsg = decode(r#"{"t":"click","id":7}"#, &l).unwrap();
+        assert_eq!(a, AgentMsg::Click { id: 7 });
+    }
+
+    #[test]
+    fn rejects_unknown_type_and_deep_trees() {
+        let l = Limits { max_depth: 4, ..Limits::default() };
+        assert!(matches!(decode::<AgentMsg>(r#"{"t":"fly"}"#, &l), Err(ProtocolError::Malformed(_))));
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(matches!(decode::<AgentMsg>(&deep, &l), Err(ProtocolError::TooDeep(_))));
+    }
+
+    #[test]
+    fn serialises_with_type_tags() {
+        let s = serde_json::to_string(&ToAgent::Mode { mode: Mode::Write }).unwrap();
+        assert_eq!(s, r#"{"t":"mode","mode":"write"}"#);
+    }
+}
