@@ -204,8 +204,18 @@ pub enum ToAgent {
     Viewport { w: f64, h: f64 },
     Mode { mode: Mode },
     Denied { action: String, reason: String },
+    /// The customer's page is gone for now (navigating, reconnecting) or back.
+    Presence { customer: Presence },
     Ended { reason: String },
     Error { code: String, message: String },
+}
+
+/// Whether the other side is connected right now (sessions survive short gaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Present,
+    Away,
 }
 
 /// Messages the server sends to the customer's snippet.
@@ -231,6 +241,8 @@ pub enum ToCustomer {
         y: f64,
     },
     Rules(RulesCue),
+    /// The agent's viewer closed or navigated away (grace timeout running), or came back.
+    Presence { agent: Presence },
     Ended { reason: String },
     Error { code: String, message: String },
 }
