@@ -13,4 +13,4 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-cargo test --locked --all-targets "$@"
+cargo test --locked "$@"
