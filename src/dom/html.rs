@@ -1,0 +1,1 @@
+//! dom html (wip)
