@@ -83,6 +83,16 @@ pub enum Restriction {
     Blocked,
 }
 
+/// The three restriction flags of one node, each on its own (for rule
+/// tests and previews; the policy uses [`Rewriter::restriction`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeState {
+    pub masked: bool,
+    /// Blocked itself or inside a blocked element.
+    pub blocked: bool,
+    pub disabled: bool,
+}
+
 /// Counters for session history.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RewriteStats {
@@ -674,6 +684,19 @@ impl Rewriter {
             Some(Restriction::Masked)
         } else {
             None
+        })
+    }
+
+    /// Each restriction flag of a node under the rules in force; `None` for
+    /// unknown ids or before any snapshot.
+    pub fn node_state(&self, id: NodeId) -> Option<NodeState> {
+        let doc = self.doc.as_ref()?;
+        let s = doc.dom.slot(id)?;
+        let eff = render::holder_eff(&doc.dom, s);
+        Some(NodeState {
+            masked: eff & E_MASKED != 0,
+            blocked: !visible(&doc.dom, s) || eff & E_BLOCKED != 0,
+            disabled: eff & E_DISABLED != 0,
         })
     }
 
