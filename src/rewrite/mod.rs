@@ -302,7 +302,9 @@ impl Doc {
                     m.changed = e;
                     changed.push(x);
                 }
-                if new != old || is_new {
+                // a full update (publish: the level may differ) visits every
+                // element; otherwise unchanged states stop the walk
+                if new != old || is_new || d.full {
                     stack.extend(self.dom.children(x));
                 }
             }
