@@ -6,7 +6,7 @@
 //! no message may contain a planted secret that is masked or blocked at that
 //! point.
 //!
-//! Cases: `PROPTEST_CASES` (default 1000).
+//! Cases: `PROPTEST_CASES` (default 2000, about 15 s in a debug build).
 
 use super::support::*;
 use cobrowse::dom::{Dom, Kind, Slot};
@@ -329,7 +329,7 @@ fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
 }
 
 proptest! {
