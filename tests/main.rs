@@ -1,0 +1,3 @@
+//! One integration test binary; modules by topic.
+
+mod engine;
