@@ -257,7 +257,14 @@ impl Doc {
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
             }
-            let own = own_bits(&self.dom, s, rules, &self.active, &mut matcher, &self.sticky);
+            let own = own_bits(
+                &self.dom,
+                s,
+                rules,
+                &self.active,
+                &mut matcher,
+                &self.sticky,
+            );
             let n = self.dom.node(s);
             if own & O_MASK != 0 && n.element().is_some_and(|el| el.was_password) {
                 self.sticky.insert(n.id);
@@ -335,7 +342,13 @@ impl Doc {
     }
 
     /// Re-send each element as `remove` + `insert` of its fresh agent form.
-    fn resend(&self, top: Vec<Slot>, settings: &SiteSettings, out: &mut Vec<Op>, clear: &mut ClearLog) {
+    fn resend(
+        &self,
+        top: Vec<Slot>,
+        settings: &SiteSettings,
+        out: &mut Vec<Op>,
+        clear: &mut ClearLog,
+    ) {
         for x in top {
             let n = self.dom.node(x);
             let Some(p) = n.parent else { continue };
@@ -406,7 +419,8 @@ impl Doc {
                 node,
             } => {
                 let (p, _) = self.dom.check_insert(parent, before, &node, limits)?;
-                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                let was_empty =
+                    self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
                 let s = self.dom.insert(parent, before, &node, limits)?;
                 d.subtrees.push(s);
                 d.new_roots.push(s);
@@ -425,11 +439,11 @@ impl Doc {
             }
             Op::Remove { id } => {
                 let s = self.dom.slot(id).ok_or(RewriteError::UnknownNode(id))?;
-                let p = self
-                    .dom
-                    .parent(s)
-                    .ok_or_else(|| RewriteError::InvalidOp("cannot remove the document root".into()))?;
-                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                let p = self.dom.parent(s).ok_or_else(|| {
+                    RewriteError::InvalidOp("cannot remove the document root".into())
+                })?;
+                let was_empty =
+                    self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
                 self.dom.remove(id)?;
                 self.structural(p, None, was_empty, &mut d);
                 let top = self.update(rules, d);
@@ -657,7 +671,9 @@ impl Rewriter {
         };
         let mut cue = RulesCue::default();
         for i in active {
-            let Some(r) = self.rules.compiled().get(i) else { continue };
+            let Some(r) = self.rules.compiled().get(i) else {
+                continue;
+            };
             match r.action {
                 Action::Mask => cue.mask.push(r.selector.clone()),
                 Action::Block => cue.block.push(r.selector.clone()),
@@ -707,7 +723,9 @@ impl Rewriter {
     pub fn stats(&self) -> RewriteStats {
         let mut st = RewriteStats::default();
         let Some(doc) = &self.doc else { return st };
-        let Some(root) = doc.dom.root() else { return st };
+        let Some(root) = doc.dom.root() else {
+            return st;
+        };
         doc.dom.for_each_in_subtree(root, |s| {
             let own = doc.dom.node(s).meta.own;
             st.masked += usize::from(own & O_MASK != 0);

@@ -162,7 +162,8 @@ pub enum RuleError {
 impl RulePack {
     /// Parse a YAML rule pack (structure only; see [`CompiledRules::compile`]).
     pub fn from_yaml(text: &str) -> Result<RulePack, RuleError> {
-        let pack: RulePack = serde_norway::from_str(text).map_err(|e| RuleError::Yaml(e.to_string()))?;
+        let pack: RulePack =
+            serde_norway::from_str(text).map_err(|e| RuleError::Yaml(e.to_string()))?;
         if pack.version != 1 {
             return Err(RuleError::Version(pack.version));
         }
@@ -227,7 +228,13 @@ impl Deps {
     }
 }
 
-fn walk(sel: &Selector<select::Impl>, mut subject: bool, mut deep: bool, in_has: bool, d: &mut Deps) {
+fn walk(
+    sel: &Selector<select::Impl>,
+    mut subject: bool,
+    mut deep: bool,
+    in_has: bool,
+    d: &mut Deps,
+) {
     for c in sel.iter_raw_match_order() {
         match c {
             Component::Combinator(comb) => {
@@ -251,7 +258,9 @@ fn walk(sel: &Selector<select::Impl>, mut subject: bool, mut deep: bool, in_has:
             Component::Class(_) => {
                 d.attrs.insert("class".into());
             }
-            Component::AttributeInNoNamespaceExists { local_name_lower, .. } => {
+            Component::AttributeInNoNamespaceExists {
+                local_name_lower, ..
+            } => {
                 d.attrs.insert(local_name_lower.0.to_ascii_lowercase());
             }
             Component::AttributeInNoNamespace { local_name, .. } => {
@@ -465,7 +474,13 @@ mod tests {
         let errs = CompiledRules::validate_all(&rules);
         assert_eq!(errs.len(), 2);
         match &errs[0] {
-            RuleError::Selector { index, line, column, message, .. } => {
+            RuleError::Selector {
+                index,
+                line,
+                column,
+                message,
+                ..
+            } => {
                 assert_eq!((*index, *line), (1, 1));
                 assert!(*column >= 4, "column {column}");
                 assert!(message.contains(":hover"), "{message}");

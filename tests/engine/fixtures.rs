@@ -10,7 +10,11 @@ use std::path::Path;
 #[test]
 fn fixtures_rewrite_as_expected() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     dirs.sort();
     assert!(dirs.len() >= 5, "fixtures missing in {}", root.display());
     let update = std::env::var("UPDATE_FIXTURES").is_ok();
@@ -19,9 +23,14 @@ fn fixtures_rewrite_as_expected() {
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
         let (page, rules) = (read("page.html"), read("rules.yaml"));
         let url = read("url.txt").trim().to_string();
-        let url = if url.is_empty() { "https://example.com/".to_string() } else { url };
+        let url = if url.is_empty() {
+            "https://example.com/".to_string()
+        } else {
+            url
+        };
         let pack = RulePack::from_yaml(&rules).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let got = apply_to_html(&pack, &page, &url).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
+        let got = apply_to_html(&pack, &page, &url)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
         if update {
             std::fs::write(dir.join("expected.html"), format!("{got}\n")).unwrap();
             continue;

@@ -57,7 +57,14 @@ struct RuleSpec {
 
 fn rule_spec() -> impl Strategy<Value = RuleSpec> {
     (
-        prop::collection::vec((0..SELECTORS.len(), 0..ACTIONS.len(), prop::bool::weighted(0.2)), 1..5),
+        prop::collection::vec(
+            (
+                0..SELECTORS.len(),
+                0..ACTIONS.len(),
+                prop::bool::weighted(0.2),
+            ),
+            1..5,
+        ),
         prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
     )
         .prop_map(|(rules, level)| RuleSpec { rules, level })
@@ -80,7 +87,16 @@ fn build_rules(spec: &RuleSpec) -> Arc<CompiledRules> {
         1 => PrivacyLevel::MaskInputs,
         _ => PrivacyLevel::MaskAll,
     };
-    Arc::new(CompiledRules::compile(&rules, SiteSettings { privacy, ..SiteSettings::default() }).unwrap())
+    Arc::new(
+        CompiledRules::compile(
+            &rules,
+            SiteSettings {
+                privacy,
+                ..SiteSettings::default()
+            },
+        )
+        .unwrap(),
+    )
 }
 
 /// kind: 0..6 element tags, 6..8 text (8: empty text); class 3/4 = none.
@@ -94,8 +110,20 @@ struct NodeSpec {
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
-    (any::<usize>(), 0u8..9, 0u8..5, prop::bool::weighted(0.3), prop::bool::weighted(0.2))
-        .prop_map(|(parent, kind, class, title, data)| NodeSpec { parent, kind, class, title, data })
+    (
+        any::<usize>(),
+        0u8..9,
+        0u8..5,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(parent, kind, class, title, data)| NodeSpec {
+            parent,
+            kind,
+            class,
+            title,
+            data,
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +160,11 @@ impl Gen {
 
 fn make_node(g: &mut Gen, kind: u8, class: u8, title: bool, data: bool, with_text: bool) -> Node {
     if kind >= 6 {
-        let text = if kind == 8 { String::new() } else { format!("t {}", g.secret()) };
+        let text = if kind == 8 {
+            String::new()
+        } else {
+            format!("t {}", g.secret())
+        };
         return Node::Text { id: g.id(), text };
     }
     let tag = TAGS[kind as usize];
@@ -151,13 +183,27 @@ fn make_node(g: &mut Gen, kind: u8, class: u8, title: bool, data: bool, with_tex
     let mut value = None;
     let mut checked = None;
     if tag == "input" {
-        attrs.insert("type".into(), if class % 2 == 0 { "checkbox" } else { "text" }.into());
+        attrs.insert(
+            "type".into(),
+            if class % 2 == 0 { "checkbox" } else { "text" }.into(),
+        );
         value = Some(g.secret());
         checked = Some(title);
     } else if with_text {
-        children.push(Node::Text { id: g.id(), text: format!("x {}", g.secret()) });
+        children.push(Node::Text {
+            id: g.id(),
+            text: format!("x {}", g.secret()),
+        });
     }
-    Node::Element { id, tag: tag.into(), ns: None, attrs, children, value, checked }
+    Node::Element {
+        id,
+        tag: tag.into(),
+        ns: None,
+        attrs,
+        children,
+        value,
+        checked,
+    }
 }
 
 fn elements(dom: &Dom) -> Vec<Slot> {
@@ -182,7 +228,10 @@ fn initial_doc(g: &mut Gen, specs: &[NodeSpec]) -> Node {
     };
     let mut dom = Dom::from_node(&base, &unlimited()).unwrap();
     for sp in specs {
-        let els: Vec<Slot> = elements(&dom).into_iter().filter(|&s| dom.node(s).id != 2).collect();
+        let els: Vec<Slot> = elements(&dom)
+            .into_iter()
+            .filter(|&s| dom.node(s).id != 2)
+            .collect();
         let p = els[sp.parent % els.len()];
         if dom.element(p).is_some_and(|e| e.tag == "input") {
             continue;
@@ -196,13 +245,22 @@ fn initial_doc(g: &mut Gen, specs: &[NodeSpec]) -> Node {
 
 /// Turn an abstract op into concrete ops against the current document.
 fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> Vec<Op> {
-    let els: Vec<Slot> = elements(dom).into_iter().filter(|&s| dom.node(s).id != 2).collect();
+    let els: Vec<Slot> = elements(dom)
+        .into_iter()
+        .filter(|&s| dom.node(s).id != 2)
+        .collect();
     let pick = |v: &[Slot], i: usize| v.get(i % v.len().max(1)).copied();
     match kind {
         0 => {
-            let Some(e) = pick(&els, a) else { return vec![] };
+            let Some(e) = pick(&els, a) else {
+                return vec![];
+            };
             let cls = CLASSES[c as usize % 3];
-            let cur = dom.element(e).and_then(|d| d.attr("class")).unwrap_or("").to_string();
+            let cur = dom
+                .element(e)
+                .and_then(|d| d.attr("class"))
+                .unwrap_or("")
+                .to_string();
             let mut list: Vec<&str> = cur.split_ascii_whitespace().collect();
             if list.contains(&cls) {
                 list.retain(|x| *x != cls);
@@ -210,13 +268,23 @@ fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> V
                 list.push(cls);
             }
             let value = (!list.is_empty()).then(|| list.join(" "));
-            vec![Op::Attr { id: dom.node(e).id, name: "class".into(), value }]
+            vec![Op::Attr {
+                id: dom.node(e).id,
+                name: "class".into(),
+                value,
+            }]
         }
         1 | 2 => {
-            let Some(e) = pick(&els, a) else { return vec![] };
+            let Some(e) = pick(&els, a) else {
+                return vec![];
+            };
             let name = if kind == 1 { "title" } else { "data-k" };
             let value = (c % 3 != 0).then(|| g.secret());
-            vec![Op::Attr { id: dom.node(e).id, name: name.into(), value }]
+            vec![Op::Attr {
+                id: dom.node(e).id,
+                name: name.into(),
+                value,
+            }]
         }
         3 => {
             let parents: Vec<Slot> = els
@@ -224,31 +292,59 @@ fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> V
                 .copied()
                 .filter(|&s| dom.element(s).is_some_and(|e| e.tag != "input"))
                 .collect();
-            let Some(p) = pick(&parents, a) else { return vec![] };
+            let Some(p) = pick(&parents, a) else {
+                return vec![];
+            };
             let kids: Vec<Slot> = dom.children(p).collect();
             let pos = b % (kids.len() + 1);
             let before = kids.get(pos).map(|&k| dom.node(k).id);
-            let node = make_node(g, (b / 7 % 9) as u8, c % 5, b % 4 == 0, b % 5 == 0, b % 2 == 0);
-            vec![Op::Insert { parent: dom.node(p).id, before, node }]
+            let node = make_node(
+                g,
+                (b / 7 % 9) as u8,
+                c % 5,
+                b % 4 == 0,
+                b % 5 == 0,
+                b % 2 == 0,
+            );
+            vec![Op::Insert {
+                parent: dom.node(p).id,
+                before,
+                node,
+            }]
         }
         4 => {
-            let Some(x) = pick(&movable(dom), a) else { return vec![] };
+            let Some(x) = pick(&movable(dom), a) else {
+                return vec![];
+            };
             vec![Op::Remove { id: dom.node(x).id }]
         }
         5 => {
-            let Some(x) = pick(&movable(dom), a) else { return vec![] };
+            let Some(x) = pick(&movable(dom), a) else {
+                return vec![];
+            };
             let targets: Vec<Slot> = els
                 .iter()
                 .copied()
-                .filter(|&t| !dom.is_inclusive_ancestor(x, t) && dom.element(t).is_some_and(|e| e.tag != "input"))
+                .filter(|&t| {
+                    !dom.is_inclusive_ancestor(x, t)
+                        && dom.element(t).is_some_and(|e| e.tag != "input")
+                })
                 .collect();
-            let Some(t) = pick(&targets, b) else { return vec![] };
+            let Some(t) = pick(&targets, b) else {
+                return vec![];
+            };
             let kids: Vec<Slot> = dom.children(t).filter(|&k| k != x).collect();
-            let before = kids.get(c as usize % (kids.len() + 1)).map(|&k| dom.node(k).id);
+            let before = kids
+                .get(c as usize % (kids.len() + 1))
+                .map(|&k| dom.node(k).id);
             let id = dom.node(x).id;
             vec![
                 Op::Remove { id },
-                Op::Insert { parent: dom.node(t).id, before, node: dom.to_node(x) },
+                Op::Insert {
+                    parent: dom.node(t).id,
+                    before,
+                    node: dom.to_node(x),
+                },
             ]
         }
         6 => {
@@ -256,9 +352,18 @@ fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> V
                 .into_iter()
                 .filter(|&s| matches!(dom.node(s).kind, Kind::Text(_)))
                 .collect();
-            let Some(t) = pick(&texts, a) else { return vec![] };
-            let text = if c == 0 { String::new() } else { format!("n {}", g.secret()) };
-            vec![Op::Text { id: dom.node(t).id, text }]
+            let Some(t) = pick(&texts, a) else {
+                return vec![];
+            };
+            let text = if c == 0 {
+                String::new()
+            } else {
+                format!("n {}", g.secret())
+            };
+            vec![Op::Text {
+                id: dom.node(t).id,
+                text,
+            }]
         }
         _ => {
             let inputs: Vec<Slot> = els
@@ -266,13 +371,19 @@ fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> V
                 .copied()
                 .filter(|&s| dom.element(s).is_some_and(|e| e.tag == "input"))
                 .collect();
-            let Some(i) = pick(&inputs, a) else { return vec![] };
+            let Some(i) = pick(&inputs, a) else {
+                return vec![];
+            };
             let checked = match c % 3 {
                 0 => None,
                 1 => Some(true),
                 _ => Some(false),
             };
-            vec![Op::Value { id: dom.node(i).id, value: g.secret(), checked }]
+            vec![Op::Value {
+                id: dom.node(i).id,
+                value: g.secret(),
+                checked,
+            }]
         }
     }
 }
@@ -288,7 +399,10 @@ fn assert_no_hidden_secret(s: &Session, message: &str) {
         let end = tail.find('x').map(|e| e + 1).unwrap_or(tail.len());
         let secret = &tail[..end];
         if !expected.contains(secret) {
-            assert!(!message.contains(secret), "hidden secret {secret} sent in {message}");
+            assert!(
+                !message.contains(secret),
+                "hidden secret {secret} sent in {message}"
+            );
         }
         rest = &tail[end.min(tail.len())..];
     }
@@ -319,7 +433,11 @@ fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
                 assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
             }
             Step::Navigate(scoped) => {
-                let url = if scoped { "https://h/x/page" } else { "https://h/other" };
+                let url = if scoped {
+                    "https://h/x/page"
+                } else {
+                    "https://h/other"
+                };
                 let root = root_node(&s.customer);
                 let snap = s.navigate(root, url);
                 assert_no_hidden_secret(&s, &serde_json::to_string(&snap).unwrap());
@@ -329,7 +447,10 @@ fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
 }
 
 proptest! {

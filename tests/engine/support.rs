@@ -53,7 +53,11 @@ pub fn snap(url: &str, root: Node) -> Snapshot {
 pub fn apply_op(dom: &mut Dom, op: &Op) -> Result<(), String> {
     let l = unlimited();
     let r = match op {
-        Op::Insert { parent, before, node } => dom.insert(*parent, *before, node, &l).map(|_| ()),
+        Op::Insert {
+            parent,
+            before,
+            node,
+        } => dom.insert(*parent, *before, node, &l).map(|_| ()),
         Op::Remove { id } => dom.remove(*id).map(|_| ()),
         Op::Attr { id, name, value } => dom.set_attr(*id, name, value.as_deref()).map(|_| ()),
         Op::Text { id, text } => dom.set_text(*id, text).map(|_| ()),
@@ -116,7 +120,8 @@ impl Session {
     fn receive(&mut self, out: &[Op]) {
         self.sent.push(serde_json::to_string(out).unwrap());
         for op in out {
-            apply_op(&mut self.agent, op).unwrap_or_else(|e| panic!("agent cannot apply {e}; all: {out:?}"));
+            apply_op(&mut self.agent, op)
+                .unwrap_or_else(|e| panic!("agent cannot apply {e}; all: {out:?}"));
         }
     }
 
@@ -191,7 +196,10 @@ pub fn el(id: NodeId, tag: &str, attrs: &[(&str, &str)], children: Vec<Node>) ->
         id,
         tag: tag.into(),
         ns: None,
-        attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        attrs: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         children,
         value: None,
         checked: None,
