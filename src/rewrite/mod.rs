@@ -181,8 +181,9 @@ impl Doc {
         }
     }
 
-    /// Element `x`'s own matchable state (attributes, live state, emptiness) changed.
-    fn changed_element(&self, x: Slot, d: &mut Dirty) {
+    /// Element `x`'s own matchable state changed; `keys` name what changed
+    /// (see [`Deps`]). Re-matches only where a selector reads those keys.
+    fn changed_element(&self, x: Slot, keys: &[String], d: &mut Dirty) {
         if !self.is_element(x) {
             return;
         }
@@ -190,18 +191,23 @@ impl Doc {
             d.full = true;
             return;
         }
-        d.subtrees.push(x);
-        if self.deps.nth_of {
+        if Deps::touches(&self.deps.ancestor_keys, keys) {
+            d.subtrees.push(x);
+        } else if Deps::touches(&self.deps.subject_keys, keys) {
+            d.own.push(x);
+        }
+        let nth_of = Deps::touches(&self.deps.nth_of_keys, keys);
+        if nth_of {
             for s in self.sibling_elements(x, false) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.sibling || self.deps.nth_of {
+        if nth_of || Deps::touches(&self.deps.sibling_keys, keys) {
             for s in self.sibling_elements(x, true) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.has {
+        if self.deps.has && Deps::touches(&self.deps.has_keys, keys) {
             self.has_ancestors(x, d);
         }
     }
@@ -220,7 +226,7 @@ impl Doc {
             }
         }
         if self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p) != was_empty {
-            self.changed_element(p, d);
+            self.changed_element(p, &["empty".to_string()], d);
         }
         if self.deps.has {
             self.has_ancestors(p, d);
@@ -453,11 +459,16 @@ impl Doc {
                 self.resend(top, settings, out, clear);
             }
             Op::Attr { id, name, value } => {
+                let old = self
+                    .dom
+                    .slot(id)
+                    .and_then(|s| self.dom.element(s))
+                    .and_then(|e| e.attr(&name))
+                    .map(str::to_string);
                 let s = self.dom.set_attr(id, &name, value.as_deref())?;
-                let lname = name.to_ascii_lowercase();
-                if self.deps.attrs.contains(&lname) {
-                    self.changed_element(s, &mut d);
-                } else if lname == "type" {
+                let keys = changed_keys(&name, old.as_deref(), value.as_deref());
+                self.changed_element(s, &keys, &mut d);
+                if name.eq_ignore_ascii_case("type") {
                     d.own.push(s);
                 }
                 let top = self.update(rules, d);
@@ -481,7 +492,7 @@ impl Doc {
                     .parent(s)
                     .ok_or_else(|| RewriteError::InvalidOp(format!("node {id} has no parent")))?;
                 if flipped && self.deps.empty {
-                    self.changed_element(p, &mut d);
+                    self.changed_element(p, &["empty".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 let pe = parent_eff(&self.dom, p);
@@ -498,8 +509,8 @@ impl Doc {
             }
             Op::Value { id, value, checked } => {
                 let s = self.dom.set_value(id, &value, checked)?;
-                if self.deps.live_state {
-                    self.changed_element(s, &mut d);
+                if self.deps.live_state() {
+                    self.changed_element(s, &["live".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 if !self.under_changed(s) && visible(&self.dom, s) {
@@ -524,6 +535,31 @@ impl Doc {
         }
         Ok(())
     }
+}
+
+/// The invalidation keys an attribute change touches: the attribute itself,
+/// plus each class added or removed, plus the old and new id.
+fn changed_keys(name: &str, old: Option<&str>, new: Option<&str>) -> Vec<String> {
+    let lname = name.to_ascii_lowercase();
+    let mut keys = vec![format!("a:{lname}")];
+    match lname.as_str() {
+        "class" => {
+            let set = |v: Option<&str>| -> FxHashSet<String> {
+                v.unwrap_or("")
+                    .split_ascii_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (o, n) = (set(old), set(new));
+            keys.extend(o.symmetric_difference(&n).map(|c| format!("c:{c}")));
+        }
+        "id" => {
+            keys.extend(old.map(|v| format!("i:{v}")));
+            keys.extend(new.map(|v| format!("i:{v}")));
+        }
+        _ => {}
+    }
+    keys
 }
 
 /// The per-session engine: mirror + rules → agent frames.
