@@ -771,3 +771,71 @@ impl Rewriter {
         st
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_static<T: Send + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn rewriter_can_live_in_a_task_and_rules_can_be_shared() {
+        assert_send_static::<Rewriter>();
+        assert_send_sync::<CompiledRules>();
+        assert_send_sync::<Arc<CompiledRules>>();
+    }
+
+    #[test]
+    fn mutations_before_a_snapshot_and_non_document_roots_are_refused() {
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), Limits::default());
+        assert_eq!(rw.apply(vec![]), Err(RewriteError::NoDocument));
+        assert_eq!(rw.restriction(1), Err(RewriteError::NoDocument));
+        assert!(rw.agent_snapshot().is_none());
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: Node::Text { id: 1, text: "x".into() },
+        };
+        assert!(matches!(rw.snapshot(snap), Err(RewriteError::InvalidOp(_))));
+    }
+
+    #[test]
+    fn oversized_batches_and_documents_are_refused() {
+        let limits = Limits {
+            max_ops: 1,
+            max_nodes: 3,
+            ..Limits::default()
+        };
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), limits);
+        let doc = Node::Document {
+            id: 1,
+            children: vec![Node::Text { id: 2, text: "a".into() }],
+        };
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: doc,
+        };
+        rw.snapshot(snap).unwrap();
+        let op = || Op::Text { id: 2, text: "b".into() };
+        assert!(matches!(rw.apply(vec![op(), op()]), Err(RewriteError::Limit(_))));
+        let big = Op::Insert {
+            parent: 1,
+            before: None,
+            node: Node::Element {
+                id: 3,
+                tag: "p".into(),
+                ns: None,
+                attrs: Default::default(),
+                children: vec![Node::Text { id: 4, text: "c".into() }],
+                value: None,
+                checked: None,
+            },
+        };
+        assert!(matches!(rw.apply(vec![big]), Err(RewriteError::Limit(_))));
+        assert_eq!(rw.apply(vec![op()]), Ok(vec![op()]));
+    }
+}
