@@ -182,7 +182,11 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -297,7 +301,10 @@ async fn user(store: &Store, cmd: UserCmd) -> Result<(), CliError> {
                 println!("password: {pw}");
             }
         }
-        UserCmd::Passwd { name, password_stdin } => {
+        UserCmd::Passwd {
+            name,
+            password_stdin,
+        } => {
             let (pw, generated) = if password_stdin {
                 (read_password_stdin()?, false)
             } else {
@@ -342,7 +349,11 @@ async fn site(store: &Store, cmd: SiteCmd) -> Result<(), CliError> {
     match cmd {
         SiteCmd::Add { key, origins, name } => {
             let (site, api_key) = store.create_site(&key, &name, &origins, "cli").await?;
-            println!("Created site `{}` (origins: {}).", site.key, site.origins.join(", "));
+            println!(
+                "Created site `{}` (origins: {}).",
+                site.key,
+                site.origins.join(", ")
+            );
             println!("Snippet: <script src=\"https://YOUR-COBROWSE-SERVER/cobrowse.js\" data-site=\"{}\" async></script>", site.key);
             println!("Integration API key (shown once):");
             println!("{api_key}");
@@ -358,15 +369,23 @@ async fn site(store: &Store, cmd: SiteCmd) -> Result<(), CliError> {
 
 async fn rules(store: &Store, cmd: RulesCmd) -> Result<(), CliError> {
     match cmd {
-        RulesCmd::Import { file, site, publish } => {
-            let text = std::fs::read_to_string(&file).map_err(io_err(format!("cannot read {}", file.display())))?;
+        RulesCmd::Import {
+            file,
+            site,
+            publish,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(io_err(format!("cannot read {}", file.display())))?;
             let pack = RulePack::from_yaml(&text)?;
             let s = store
                 .site_by_key(&site)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("site `{site}`")))?;
             let version = store.import_pack(s.id, &pack, "cli", publish).await?;
-            println!("Draft of `{site}` replaced with {} rule(s).", pack.rules.len());
+            println!(
+                "Draft of `{site}` replaced with {} rule(s).",
+                pack.rules.len()
+            );
             if let Some(v) = version {
                 println!("Published as version {v} (new sessions use it; live sessions pick it up when published from the editor).");
             }

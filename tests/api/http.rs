@@ -54,7 +54,10 @@ async fn create_session_checks_site_origin_and_body() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["access-control-allow-origin"], app.base.as_str());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        app.base.as_str()
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["id"].as_str().unwrap().len(), 9);
 }
@@ -71,8 +74,14 @@ async fn preflight_is_granted_only_to_known_origins() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["access-control-allow-origin"], app.base.as_str());
-    assert!(r.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        app.base.as_str()
+    );
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
     let r = app
         .http
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/sessions"))
@@ -100,7 +109,12 @@ async fn session_ids_are_unique_among_live_sessions() {
 async fn session_state_needs_an_agent() {
     let app = spawn_app().await;
     let (id, _) = app.create_session().await;
-    let r = app.http.get(app.url(&format!("/api/v1/sessions/{id}"))).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = app
         .http
@@ -111,7 +125,10 @@ async fn session_state_needs_an_agent() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, json!({"id": id, "state": "waiting", "mode": "pointer", "site": "demo"}));
+    assert_eq!(
+        v,
+        json!({"id": id, "state": "waiting", "mode": "pointer", "site": "demo"})
+    );
     let r = app
         .http
         .get(app.url("/api/v1/sessions/111111111"))
@@ -144,16 +161,33 @@ async fn assets_are_served_with_content_types() {
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert!(!r.text().await.unwrap().is_empty(), "{path}");
     }
-    let index = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let index = app
+        .http
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for link in ["/demo/", "/agent", "/admin"] {
-        assert!(index.contains(&format!("href=\"{link}\"")), "index links {link}");
+        assert!(
+            index.contains(&format!("href=\"{link}\"")),
+            "index links {link}"
+        );
     }
 }
 
 #[tokio::test]
 async fn first_start_creates_admin_and_demo_site_with_default_rules() {
     let app = spawn_app().await;
-    let admin = app.state.store.user_by_name("admin").await.unwrap().unwrap();
+    let admin = app
+        .state
+        .store
+        .user_by_name("admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(admin.role, cobrowse::store::Role::Admin);
     let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
     assert_eq!(site.origins, vec![app.base.clone()]);
