@@ -358,6 +358,12 @@ impl Actor {
                         agent: Presence::Away,
                     });
                     self.history("agent_away", "").await;
+                    // Control is never left with an absent agent: back to
+                    // pointer mode; a returning agent must ask again.
+                    self.control_pending = false;
+                    if self.mode == Mode::Write {
+                        self.set_mode(Mode::Pointer).await;
+                    }
                 }
                 None
             }

@@ -58,15 +58,28 @@ async fn agent_away_too_long_ends_the_session() {
 #[tokio::test]
 async fn agent_back_within_grace_resumes_with_a_fresh_snapshot() {
     let app = spawn_app_with(opts(|t| t.agent_away = Duration::from_secs(60))).await;
-    let (id, _t, mut c, a) = app.active_session().await;
+    let (id, _t, mut c, mut a) = app.active_session().await;
+    a.send(json!({"t": "control", "request": true})).await;
+    c.recv_type("control").await;
+    c.send(json!({"t": "control", "grant": true})).await;
+    a.recv_type("mode").await;
+    c.recv_type("mode").await;
     a.close().await;
     c.recv_until(|m| m == &json!({"t": "presence", "agent": "away"}), SOON)
         .await;
+    // Control does not stay with an absent agent.
+    assert_eq!(
+        c.recv_type("mode").await,
+        json!({"t": "mode", "mode": "pointer"})
+    );
     // The customer keeps working (here: moves to another page) while the agent is away.
     c.send(sample_snapshot("typed meanwhile")).await;
     c.recv_type("rules").await;
     let mut a2 = app.agent(&id).await;
-    assert_eq!(a2.recv_type("session").await["state"], "active");
+    assert_eq!(
+        a2.recv(SOON).await.unwrap(),
+        json!({"t": "session", "id": id, "state": "active", "mode": "pointer"})
+    );
     let snap = a2.recv_type("snapshot").await;
     assert_eq!(
         snap["root"]["children"][1]["children"][0]["children"][0]["children"][0]["text"],
