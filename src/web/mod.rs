@@ -28,6 +28,26 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
+/// The key of the built-in demo site, whose pages this server itself serves.
+pub const DEMO_SITE: &str = "demo";
+
+/// The origins this server is reached at for this request: the public URL's
+/// and the `Host` header's (http and https). Pages served by the server itself
+/// (demo shop, agent viewer) have one of these origins.
+pub fn own_origins(config: &Config, headers: &axum::http::HeaderMap) -> Vec<String> {
+    let mut out: Vec<String> = crate::store::normalize_origin(&config.public_url)
+        .into_iter()
+        .collect();
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        for scheme in ["http", "https"] {
+            if let Ok(o) = crate::store::normalize_origin(&format!("{scheme}://{host}")) {
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
 /// Largest accepted HTTP request body.
 pub const MAX_BODY: usize = 1024 * 1024;
 
