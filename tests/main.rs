@@ -1,6 +1,8 @@
 //! The one integration test binary: a real server on an ephemeral port, real
-//! SQLite, real WebSocket and HTTP clients. Modules by topic.
+//! SQLite, real WebSocket and HTTP clients, and the engine's file-driven and
+//! property tests. Modules by topic.
 
 mod api;
 mod common;
+mod engine;
 mod relay;
