@@ -3,6 +3,8 @@
 //! directly on the database. Every command takes `--db PATH` (env
 //! `COBROWSE_DB`) and `--config FILE` (env `COBROWSE_CONFIG`).
 
+mod cli_rules;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cobrowse::config::{Config, ConfigError, FileConfig, Overrides};
 use cobrowse::rules::{RuleError, RulePack};
@@ -131,6 +133,17 @@ enum SiteCmd {
 
 #[derive(Debug, Subcommand)]
 enum RulesCmd {
+    /// Validate a YAML rule pack (every error listed; non-zero exit if any).
+    Check { file: PathBuf },
+    /// Print PAGE.html as the agent would get it under the pack at --url.
+    Apply {
+        file: PathBuf,
+        page: PathBuf,
+        #[arg(long)]
+        url: String,
+    },
+    /// Run the YAML rule test cases in DIR (non-zero exit on any failure).
+    Test { dir: PathBuf },
     /// Replace a site's draft with a YAML rule pack (all or nothing).
     Import {
         file: PathBuf,
@@ -173,6 +186,9 @@ enum CliError {
     /// The command cannot run as given.
     #[error("{0}")]
     Usage(String),
+    /// A check or test failed (the message is the report).
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
@@ -242,6 +258,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             customer_away_timeout: args.customer_away_timeout,
         };
         return serve(Config::resolve(over, file)?).await;
+    }
+    if let Command::Rules(cmd) = &cli.command {
+        if let Some(result) = offline_rules(cmd) {
+            return result;
+        }
     }
     let db = cli
         .db
@@ -367,8 +388,37 @@ async fn site(store: &Store, cmd: SiteCmd) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `rules check|apply|test` work on files only (no database).
+fn offline_rules(cmd: &RulesCmd) -> Option<Result<(), CliError>> {
+    Some(match cmd {
+        RulesCmd::Check { file } => cli_rules::check(file)
+            .map(|summary| println!("{summary}"))
+            .map_err(CliError::Failed),
+        RulesCmd::Apply { file, page, url } => cli_rules::apply(file, page, url)
+            .map(|html| println!("{html}"))
+            .map_err(CliError::Failed),
+        RulesCmd::Test { dir } => match cli_rules::test(dir) {
+            Ok((report, true)) => {
+                println!("{report}");
+                Ok(())
+            }
+            Ok((report, false)) => {
+                println!("{report}");
+                Err(CliError::Failed("some rule tests failed".into()))
+            }
+            Err(e) => Err(CliError::Failed(e)),
+        },
+        RulesCmd::Import { .. } | RulesCmd::Export { .. } => return None,
+    })
+}
+
 async fn rules(store: &Store, cmd: RulesCmd) -> Result<(), CliError> {
     match cmd {
+        RulesCmd::Check { .. } | RulesCmd::Apply { .. } | RulesCmd::Test { .. } => {
+            return Err(CliError::Usage(
+                "internal: offline rules command reached the store".into(),
+            ));
+        }
         RulesCmd::Import {
             file,
             site,

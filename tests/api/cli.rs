@@ -249,3 +249,73 @@ async fn serve_rejects_bad_configuration_clearly() {
     // spawn_app is not needed here, but keep the helper linked for this module.
     let _ = spawn_app;
 }
+
+#[tokio::test]
+async fn rules_check_apply_and_test_work_on_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let default = format!("{root}/rules/default.yaml");
+    let o = cobrowse(&db, &["rules", "check", &default], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok, 2 rule(s)"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - selector: \"input[[[\"\n    action: mask\n  - selector: \"p\"\n    action: mask\n    url: \"[\"\n",
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "check", bad.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("2 error(s)"), "{err}");
+    assert!(err.contains("rule 0"), "{err}");
+    assert!(err.contains("rule 1"), "{err}");
+
+    let page = dir.path().join("page.html");
+    std::fs::write(
+        &page,
+        "<html><body><form><input type=password value=hunter2><button>Pay</button></form></body></html>",
+    )
+    .unwrap();
+    let o = cobrowse(
+        &db,
+        &[
+            "rules",
+            "apply",
+            &default,
+            page.to_str().unwrap(),
+            "--url",
+            "https://shop.example/pay",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = stdout(&o);
+    assert!(!html.contains("hunter2"), "{html}");
+    assert!(html.contains("data-cobrowse-masked"), "{html}");
+    assert!(html.contains("data-cobrowse-disabled"), "{html}");
+
+    let o = cobrowse(
+        &db,
+        &["rules", "test", &format!("{root}/rules/tests")],
+        None,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 failed"));
+    // A failing case makes the command fail.
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(
+        cases.join("wrong.yaml"),
+        format!(
+            "rules: {default}\nhtml: \"<p class=x>hi</p>\"\nurl: \"https://a.example/\"\nexpect:\n  masked: [\"p.x\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "test", cases.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("FAIL  wrong.yaml"), "{}", stdout(&o));
+    assert!(!db.exists(), "offline commands do not create a database");
+}
