@@ -25,6 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
@@ -115,7 +116,12 @@ pub fn app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // Path only: query strings carry customer tokens and must not be logged.
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
 }
 
 /// Serve on a bound listener until `shutdown` resolves; then every live
@@ -125,14 +131,21 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let registry = state.registry.clone();
+    // Expired login sessions are deleted hourly while the server runs.
+    let cleanup = tokio::spawn(
+        SqliteStore::new(state.store.pool().clone())
+            .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+    );
     let router = app(state);
-    axum::serve(listener, router)
+    let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending live sessions");
             registry.shutdown().await;
         })
-        .await
+        .await;
+    cleanup.abort();
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.
