@@ -278,10 +278,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(mut config: Config) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(io_err(format!("cannot listen on {}", config.listen)))?;
+    // `--listen HOST:0` picks a free port: the default public URL follows it.
+    if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
+        let bound = listener
+            .local_addr()
+            .map_err(io_err("cannot read the bound address"))?;
+        config.listen = bound;
+        config.public_url = format!("http://{bound}");
+    }
     let (state, boot) = web::build_state(config).await?;
     if let Some(pw) = &boot.admin_password {
         println!("Created the admin account.\n  user: admin\n  password: {pw}\n(shown once; change it with `cobrowse user passwd admin`)");
@@ -290,10 +298,11 @@ async fn serve(config: Config) -> Result<(), CliError> {
     if let Some(key) = &boot.demo_api_key {
         println!("Created the demo site; its integration API key is {key}");
     }
+    let stop = web::shutdown_signal();
     let url = state.config.public_url.clone();
     println!("cobrowse listening on {url}  (demo shop: {url}/demo/, agent viewer: {url}/agent)");
     tracing::info!(listen = %state.config.listen, url = %url, "listening");
-    web::serve(listener, state, web::shutdown_signal())
+    web::serve(listener, state, stop)
         .await
         .map_err(io_err("server failed"))?;
     tracing::info!("stopped");
