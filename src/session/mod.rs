@@ -563,11 +563,11 @@ impl SessionRegistry {
                 tx,
             }),
             Err(e) => {
-                if matches!(e, SessionError::SessionTaken) {
-                    let mut st = self.inner.lock();
-                    if st.agents.get(&user_id).map(String::as_str) == Some(id) {
-                        st.agents.remove(&user_id);
-                    }
+                // Refused (taken) or gone: this agent is not in `id`, so the
+                // reservation must not make them look busy.
+                let mut st = self.inner.lock();
+                if st.agents.get(&user_id).map(String::as_str) == Some(id) {
+                    st.agents.remove(&user_id);
                 }
                 Err(e)
             }

@@ -287,6 +287,10 @@ async fn second_agent_is_refused_and_busy_agent_too() {
         app.state.registry.info(&id2).unwrap().state,
         cobrowse::protocol::SessionState::Waiting
     );
+    // agent2's refusal left nothing behind: agent2 is free to take id2.
+    let mut a2 = app.agent_with(&id2, &app.agent2_token).await;
+    assert_eq!(a2.recv_type("session").await["state"], "active");
+    assert_eq!(c2.recv_type("agent").await["name"], "agent2");
 }
 
 #[tokio::test]
