@@ -2,7 +2,7 @@
 //! before the upgrade; the socket loops live in `relay`.
 
 use super::auth::{current_user, AuthKind};
-use super::{AppState, WebError};
+use super::{own_origins, AppState, WebError, DEMO_SITE};
 use crate::relay::{self, RelayConfig};
 use crate::session::AgentIdentity;
 use crate::store::normalize_origin;
@@ -23,7 +23,12 @@ fn relay_config(state: &AppState) -> RelayConfig {
 /// Frames up to twice the protocol limit reach our own check (which answers
 /// with an `error` frame); anything larger is cut by the WebSocket layer.
 fn ws_cap(state: &AppState) -> usize {
-    state.config.limits.max_message_bytes.saturating_mul(2).max(1 << 16)
+    state
+        .config
+        .limits
+        .max_message_bytes
+        .saturating_mul(2)
+        .max(1 << 16)
 }
 
 /// `GET /ws/customer/{id}?token=…`.
@@ -44,6 +49,17 @@ pub async fn customer(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The demo pages are served by this server itself, at whatever host name
+    // it was reached by: same-origin is allowed for the demo site.
+    let same_origin = origin
+        .as_deref()
+        .and_then(|o| normalize_origin(o).ok())
+        .is_some_and(|o| own_origins(&state.config, &headers).contains(&o));
+    let origin = if same_origin && state.registry.site_key_of(&id).as_deref() == Some(DEMO_SITE) {
+        None
+    } else {
+        origin
+    };
     let registry = state.registry.clone();
     let cfg = relay_config(&state);
     let cap = ws_cap(&state);
@@ -59,19 +75,12 @@ fn check_own_origin(state: &AppState, headers: &HeaderMap) -> Result<(), WebErro
         return Ok(());
     };
     let origin = normalize_origin(origin).map_err(|e| WebError::Forbidden(e.to_string()))?;
-    let own = normalize_origin(&state.config.public_url).ok();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| normalize_origin(&format!("http://{h}")).ok());
-    let host_https = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| normalize_origin(&format!("https://{h}")).ok());
-    if [own, host, host_https].iter().flatten().any(|o| *o == origin) {
+    if own_origins(&state.config, headers).contains(&origin) {
         Ok(())
     } else {
-        Err(WebError::Forbidden(format!("origin {origin} may not open agent sockets")))
+        Err(WebError::Forbidden(format!(
+            "origin {origin} may not open agent sockets"
+        )))
     }
 }
 
@@ -85,7 +94,9 @@ pub async fn agent(
 ) -> Result<Response, WebError> {
     let (user, kind) = current_user(&state, &headers, &session)
         .await?
-        .ok_or_else(|| WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into()))?;
+        .ok_or_else(|| {
+            WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
+        })?;
     if kind == AuthKind::Cookie {
         check_own_origin(&state, &headers)?;
     }

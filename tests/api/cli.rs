@@ -18,7 +18,12 @@ fn cobrowse(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("run cobrowse");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -39,10 +44,17 @@ async fn users_and_tokens_from_the_command_line() {
     let db = dir.path().join("cli.db");
     let o = cobrowse(&db, &["user", "add", "carol", "--role", "agent"], None);
     assert!(o.status.success(), "{}", stderr(&o));
-    let generated = stdout(&o).lines().find_map(|l| l.strip_prefix("password: ")).map(str::to_owned);
+    let generated = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .map(str::to_owned);
     assert_eq!(generated.as_deref().map(str::len), Some(20));
 
-    let o = cobrowse(&db, &["user", "add", "dave", "--role", "admin", "--password-stdin"], Some("dave-secret-1\n"));
+    let o = cobrowse(
+        &db,
+        &["user", "add", "dave", "--role", "admin", "--password-stdin"],
+        Some("dave-secret-1\n"),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("password:"));
 
@@ -52,11 +64,19 @@ async fn users_and_tokens_from_the_command_line() {
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     let o = cobrowse(&db, &["user", "add", "erin", "--role", "boss"], None);
     assert!(!o.status.success());
-    let o = cobrowse(&db, &["user", "add", "erin", "--role", "agent", "--password-stdin"], Some("short\n"));
+    let o = cobrowse(
+        &db,
+        &["user", "add", "erin", "--role", "agent", "--password-stdin"],
+        Some("short\n"),
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("at least 8"), "{}", stderr(&o));
 
-    let o = cobrowse(&db, &["user", "passwd", "dave", "--password-stdin"], Some("dave-secret-2\n"));
+    let o = cobrowse(
+        &db,
+        &["user", "passwd", "dave", "--password-stdin"],
+        Some("dave-secret-2\n"),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 
     let o = cobrowse(&db, &["token", "create", "carol"], None);
@@ -73,7 +93,10 @@ async fn users_and_tokens_from_the_command_line() {
         store.verify_login("dave", "dave-secret-2").await.unwrap(),
         cobrowse::store::LoginOutcome::Ok(_)
     ));
-    assert_eq!(store.user_by_token(&token).await.unwrap().unwrap().name, "carol");
+    assert_eq!(
+        store.user_by_token(&token).await.unwrap().unwrap().name,
+        "carol"
+    );
     let o = cobrowse(&db, &["token", "revoke", "carol"], None);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(store.user_by_token(&token).await.unwrap().is_none());
@@ -85,19 +108,34 @@ async fn sites_and_rules_from_the_command_line() {
     let db = dir.path().join("cli.db");
     let o = cobrowse(
         &db,
-        &["site", "add", "shop", "--origin", "https://Shop.Example.com/", "--origin", "http://localhost:3000"],
+        &[
+            "site",
+            "add",
+            "shop",
+            "--origin",
+            "https://Shop.Example.com/",
+            "--origin",
+            "http://localhost:3000",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).lines().last().unwrap().starts_with("cbk_"));
     let o = cobrowse(&db, &["site", "list"], None);
-    assert_eq!(stdout(&o).trim(), "shop\tshop\thttps://shop.example.com http://localhost:3000");
+    assert_eq!(
+        stdout(&o).trim(),
+        "shop\tshop\thttps://shop.example.com http://localhost:3000"
+    );
     let o = cobrowse(&db, &["site", "add", "bad", "--origin", "ftp://x"], None);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a valid origin"));
 
     // A new site starts with the default pack.
-    let o = cobrowse(&db, &["rules", "export", "--site", "shop", "--published"], None);
+    let o = cobrowse(
+        &db,
+        &["rules", "export", "--site", "shop", "--published"],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let pack = cobrowse::rules::RulePack::from_yaml(&stdout(&o)).unwrap();
     assert_eq!(pack.rules[0].selector, "input[type=password]");
@@ -108,30 +146,84 @@ async fn sites_and_rules_from_the_command_line() {
         "version: 1\nrules:\n  - selector: \".balance\"\n    action: mask\n    url: \"/account/*\"\n",
     )
     .unwrap();
-    let o = cobrowse(&db, &["rules", "import", file.to_str().unwrap(), "--site", "shop"], None);
+    let o = cobrowse(
+        &db,
+        &["rules", "import", file.to_str().unwrap(), "--site", "shop"],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cobrowse(&db, &["rules", "export", "--site", "shop"], None);
     let draft = cobrowse::rules::RulePack::from_yaml(&stdout(&o)).unwrap();
     assert_eq!(draft.rules.len(), 1);
     assert_eq!(draft.rules[0].url.as_deref(), Some("/account/*"));
     // Not published yet.
-    let o = cobrowse(&db, &["rules", "export", "--site", "shop", "--published"], None);
-    assert_eq!(cobrowse::rules::RulePack::from_yaml(&stdout(&o)).unwrap().rules.len(), 2);
+    let o = cobrowse(
+        &db,
+        &["rules", "export", "--site", "shop", "--published"],
+        None,
+    );
+    assert_eq!(
+        cobrowse::rules::RulePack::from_yaml(&stdout(&o))
+            .unwrap()
+            .rules
+            .len(),
+        2
+    );
 
     // A broken file changes nothing.
-    std::fs::write(&file, "version: 1\nrules:\n  - selector: x\n    action: explode\n").unwrap();
-    let o = cobrowse(&db, &["rules", "import", file.to_str().unwrap(), "--site", "shop", "--publish"], None);
+    std::fs::write(
+        &file,
+        "version: 1\nrules:\n  - selector: x\n    action: explode\n",
+    )
+    .unwrap();
+    let o = cobrowse(
+        &db,
+        &[
+            "rules",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "shop",
+            "--publish",
+        ],
+        None,
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("invalid rule pack"), "{}", stderr(&o));
     let o = cobrowse(&db, &["rules", "export", "--site", "shop"], None);
-    assert_eq!(cobrowse::rules::RulePack::from_yaml(&stdout(&o)).unwrap().rules.len(), 1);
+    assert_eq!(
+        cobrowse::rules::RulePack::from_yaml(&stdout(&o))
+            .unwrap()
+            .rules
+            .len(),
+        1
+    );
 
     // Import with --publish makes a new version; export round-trips.
-    std::fs::write(&file, "version: 1\nrules:\n  - selector: \"#card\"\n    action: block\n").unwrap();
-    let o = cobrowse(&db, &["rules", "import", file.to_str().unwrap(), "--site", "shop", "--publish"], None);
+    std::fs::write(
+        &file,
+        "version: 1\nrules:\n  - selector: \"#card\"\n    action: block\n",
+    )
+    .unwrap();
+    let o = cobrowse(
+        &db,
+        &[
+            "rules",
+            "import",
+            file.to_str().unwrap(),
+            "--site",
+            "shop",
+            "--publish",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("version 2"), "{}", stdout(&o));
-    let o = cobrowse(&db, &["rules", "export", "--site", "shop", "--published"], None);
+    let o = cobrowse(
+        &db,
+        &["rules", "export", "--site", "shop", "--published"],
+        None,
+    );
     let published = cobrowse::rules::RulePack::from_yaml(&stdout(&o)).unwrap();
     assert_eq!(published.rules[0].selector, "#card");
     let o = cobrowse(&db, &["rules", "export", "--site", "missing"], None);
@@ -156,4 +248,193 @@ async fn serve_rejects_bad_configuration_clearly() {
     assert!(stderr(&o).contains("colour"), "{}", stderr(&o));
     // spawn_app is not needed here, but keep the helper linked for this module.
     let _ = spawn_app;
+}
+
+#[tokio::test]
+async fn rules_check_apply_and_test_work_on_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let default = format!("{root}/rules/default.yaml");
+    let o = cobrowse(&db, &["rules", "check", &default], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok, 2 rule(s)"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - selector: \"input[[[\"\n    action: mask\n  - selector: \"p\"\n    action: mask\n    url: \"[\"\n",
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "check", bad.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("2 error(s)"), "{err}");
+    assert!(err.contains("rule 0"), "{err}");
+    assert!(err.contains("rule 1"), "{err}");
+
+    let page = dir.path().join("page.html");
+    std::fs::write(
+        &page,
+        "<html><body><form><input type=password value=hunter2><button>Pay</button></form></body></html>",
+    )
+    .unwrap();
+    let o = cobrowse(
+        &db,
+        &[
+            "rules",
+            "apply",
+            &default,
+            page.to_str().unwrap(),
+            "--url",
+            "https://shop.example/pay",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = stdout(&o);
+    assert!(!html.contains("hunter2"), "{html}");
+    assert!(html.contains("data-cobrowse-masked"), "{html}");
+    assert!(html.contains("data-cobrowse-disabled"), "{html}");
+
+    let o = cobrowse(
+        &db,
+        &["rules", "test", &format!("{root}/rules/tests")],
+        None,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 failed"));
+    // A failing case makes the command fail.
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(
+        cases.join("wrong.yaml"),
+        format!(
+            "rules: {default}\nhtml: \"<p class=x>hi</p>\"\nurl: \"https://a.example/\"\nexpect:\n  masked: [\"p.x\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "test", cases.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("FAIL  wrong.yaml"), "{}", stdout(&o));
+    assert!(!db.exists(), "offline commands do not create a database");
+}
+
+/// Read the child's stdout until a line contains `needle`; returns that line.
+fn read_until(out: &mut impl std::io::BufRead, needle: &str, seen: &mut String) -> String {
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).expect("read stdout");
+        assert!(n > 0, "stdout closed before `{needle}`; got:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_prints_the_admin_password_once_and_stops_on_sigterm() {
+    use crate::common::{WsClient, SOON};
+    use std::io::BufReader;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_cobrowse"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--waiting-timeout",
+                "10m",
+            ])
+            .arg("--db")
+            .arg(&db)
+            .env_remove("COBROWSE_LISTEN")
+            .env_remove("COBROWSE_PUBLIC_URL")
+            .env_remove("COBROWSE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve")
+    };
+    let mut child = start();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let pw = read_until(&mut out, "password:", &mut seen);
+    assert_eq!(pw.trim().trim_start_matches("password:").trim().len(), 20);
+    let line = read_until(&mut out, "listening on", &mut seen);
+    let base = line.split_whitespace().nth(3).expect("url").to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "{base}"
+    );
+
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let v: serde_json::Value = http
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"site": "demo", "url": format!("{base}/demo/")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws = base.replace("http://", "ws://");
+    let mut c = WsClient::connect(
+        &format!(
+            "{ws}/ws/customer/{}?token={}",
+            v["id"].as_str().unwrap(),
+            v["token"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    c.recv_type("rules").await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(c.recv_ended().await, "server_shutdown");
+    c.expect_closed(SOON).await;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let store = cobrowse::store::Store::open(&db).await.unwrap();
+    let row = store
+        .history_of(v["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.end_reason.as_deref(), Some("server_shutdown"));
+
+    // A restart prints no password: the admin exists already.
+    let mut child = start();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    read_until(&mut out, "listening on", &mut seen);
+    assert!(!seen.contains("password"), "{seen}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }

@@ -54,7 +54,10 @@ async fn create_session_checks_site_origin_and_body() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["access-control-allow-origin"], app.base.as_str());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        app.base.as_str()
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["id"].as_str().unwrap().len(), 9);
 }
@@ -71,8 +74,14 @@ async fn preflight_is_granted_only_to_known_origins() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(r.headers()["access-control-allow-origin"], app.base.as_str());
-    assert!(r.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        app.base.as_str()
+    );
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
     let r = app
         .http
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/sessions"))
@@ -100,7 +109,12 @@ async fn session_ids_are_unique_among_live_sessions() {
 async fn session_state_needs_an_agent() {
     let app = spawn_app().await;
     let (id, _) = app.create_session().await;
-    let r = app.http.get(app.url(&format!("/api/v1/sessions/{id}"))).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/sessions/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = app
         .http
@@ -111,7 +125,10 @@ async fn session_state_needs_an_agent() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, json!({"id": id, "state": "waiting", "mode": "pointer", "site": "demo"}));
+    assert_eq!(
+        v,
+        json!({"id": id, "state": "waiting", "mode": "pointer", "site": "demo"})
+    );
     let r = app
         .http
         .get(app.url("/api/v1/sessions/111111111"))
@@ -144,16 +161,33 @@ async fn assets_are_served_with_content_types() {
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         assert!(!r.text().await.unwrap().is_empty(), "{path}");
     }
-    let index = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let index = app
+        .http
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for link in ["/demo/", "/agent", "/admin"] {
-        assert!(index.contains(&format!("href=\"{link}\"")), "index links {link}");
+        assert!(
+            index.contains(&format!("href=\"{link}\"")),
+            "index links {link}"
+        );
     }
 }
 
 #[tokio::test]
 async fn first_start_creates_admin_and_demo_site_with_default_rules() {
     let app = spawn_app().await;
-    let admin = app.state.store.user_by_name("admin").await.unwrap().unwrap();
+    let admin = app
+        .state
+        .store
+        .user_by_name("admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(admin.role, cobrowse::store::Role::Admin);
     let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
     assert_eq!(site.origins, vec![app.base.clone()]);
@@ -166,5 +200,53 @@ async fn first_start_creates_admin_and_demo_site_with_default_rules() {
     // A second bootstrap (restart) creates nothing new.
     let again = app.state.store.bootstrap(&app.base).await.unwrap();
     assert!(again.admin_password.is_none() && again.demo_api_key.is_none());
+    let _ = SOON;
+}
+
+#[tokio::test]
+async fn demo_site_accepts_the_servers_own_origin_under_any_host_name() {
+    let app = spawn_app().await;
+    app.state
+        .store
+        .create_site("other", "", &["https://other.example".to_owned()], "test")
+        .await
+        .unwrap();
+    let host = format!("localhost:{}", app.addr.port());
+    let origin = format!("http://{host}");
+    let post = |site: &str| {
+        app.http
+            .post(format!("{origin}/api/v1/sessions"))
+            .header("origin", &origin)
+            .json(&json!({"site": site, "url": format!("{origin}/demo/")}))
+            .send()
+    };
+    let r = post("demo").await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let v: Value = r.json().await.unwrap();
+    // Other sites only accept their configured origins.
+    assert_eq!(post("other").await.unwrap().status(), 403);
+
+    // The customer socket from that same origin is accepted for the demo site.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "ws://{host}/ws/customer/{}?token={}",
+        v["id"].as_str().unwrap(),
+        v["token"].as_str().unwrap()
+    );
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut c = crate::common::WsClient::from_stream(ws);
+    assert_eq!(c.recv_type("session").await["state"], "waiting");
+
+    // A foreign page origin is refused on the customer socket.
+    let (id, token) = app.create_session().await;
+    let url = format!("{}/ws/customer/{id}?token={token}", app.ws_base);
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut c = crate::common::WsClient::from_stream(ws);
+    assert_eq!(c.recv_error_code().await, "origin_not_allowed");
     let _ = SOON;
 }

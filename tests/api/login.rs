@@ -11,11 +11,21 @@ fn csrf_of(html: &str) -> String {
 }
 
 async fn login(app: &TestApp, name: &str, password: &str) -> reqwest::Response {
-    let page = app.http.get(app.url("/login?next=/agent")).send().await.unwrap();
+    let page = app
+        .http
+        .get(app.url("/login?next=/agent"))
+        .send()
+        .await
+        .unwrap();
     let csrf = csrf_of(&page.text().await.unwrap());
     app.http
         .post(app.url("/login"))
-        .form(&[("name", name), ("password", password), ("csrf", &csrf), ("next", "/agent")])
+        .form(&[
+            ("name", name),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/agent"),
+        ])
         .send()
         .await
         .unwrap()
@@ -30,7 +40,11 @@ async fn agent_page_requires_login_and_shows_the_user() {
 
     let r = login(&app, "agent1", "wrong-password").await;
     assert_eq!(r.status(), 401);
-    assert!(r.text().await.unwrap().contains("Wrong user name or password"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Wrong user name or password"));
 
     let r = login(&app, "agent1", AGENT_PASSWORD).await;
     assert_eq!(r.status(), 303);
@@ -39,7 +53,10 @@ async fn agent_page_requires_login_and_shows_the_user() {
     assert!(cookie.starts_with("cobrowse_session="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain http must not set Secure: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not set Secure: {cookie}"
+    );
 
     let page = app.http.get(app.url("/agent")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -48,9 +65,21 @@ async fn agent_page_requires_login_and_shows_the_user() {
     let csrf = csrf_of(&html);
 
     // Logout needs the CSRF token.
-    let r = app.http.post(app.url("/logout")).form(&[("csrf", "x")]).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/logout"))
+        .form(&[("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = app.http.post(app.url("/logout")).form(&[("csrf", &csrf)]).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/logout"))
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let r = app.http.get(app.url("/agent")).send().await.unwrap();
     assert_eq!(r.status(), 303);
@@ -62,7 +91,11 @@ async fn login_without_csrf_is_refused() {
     let r = app
         .http
         .post(app.url("/login"))
-        .form(&[("name", "agent1"), ("password", AGENT_PASSWORD), ("csrf", "forged")])
+        .form(&[
+            ("name", "agent1"),
+            ("password", AGENT_PASSWORD),
+            ("csrf", "forged"),
+        ])
         .send()
         .await
         .unwrap();
@@ -98,29 +131,54 @@ async fn cookie_login_opens_the_agent_socket_from_our_origin_only() {
             .build()
             .unwrap();
         let page = fresh.get(app.url("/login")).send().await.unwrap();
-        let pre = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        let pre = page.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         let csrf = csrf_of(&page.text().await.unwrap());
         let r = fresh
             .post(app.url("/login"))
             .header("cookie", &pre)
-            .form(&[("name", "agent1"), ("password", AGENT_PASSWORD), ("csrf", &csrf), ("next", "/agent")])
+            .form(&[
+                ("name", "agent1"),
+                ("password", AGENT_PASSWORD),
+                ("csrf", &csrf),
+                ("next", "/agent"),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 303);
-        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
     };
 
     let url = format!("{}/ws/agent/{id}", app.ws_base);
     let mut foreign = url.as_str().into_client_request().unwrap();
-    foreign.headers_mut().insert("cookie", cookie.parse().unwrap());
-    foreign.headers_mut().insert("origin", "https://evil.example".parse().unwrap());
-    let err = tokio_tungstenite::connect_async(foreign).await.err().expect("foreign origin refused");
+    foreign
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    foreign
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let err = match tokio_tungstenite::connect_async(foreign).await {
+        Ok(_) => panic!("a foreign origin must be refused"),
+        Err(e) => e,
+    };
     assert!(err.to_string().contains("403"), "{err}");
 
     let mut req = url.as_str().into_client_request().unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    req.headers_mut().insert("origin", app.base.parse().unwrap());
+    req.headers_mut()
+        .insert("origin", app.base.parse().unwrap());
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut a = WsClient::from_stream(ws);
     assert_eq!(a.recv_type("session").await["state"], "active");

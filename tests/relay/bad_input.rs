@@ -35,7 +35,8 @@ async fn mutation_before_snapshot_and_unknown_node_get_errors() {
     let (id, token) = app.create_session().await;
     let mut c = app.customer(&id, &token).await;
     c.recv_type("rules").await;
-    c.send(json!({"t": "mutations", "ops": [{"op": "remove", "id": 3}]})).await;
+    c.send(json!({"t": "mutations", "ops": [{"op": "remove", "id": 3}]}))
+        .await;
     let e = c.recv_type("error").await;
     assert_eq!(e["code"], "rewrite");
     c.send(sample_snapshot("x")).await;
@@ -61,7 +62,8 @@ async fn too_deep_tree_and_too_many_ops_are_refused() {
         .await;
     assert_eq!(c.recv_type("error").await["code"], "too_deep");
     let op = json!({"op": "text", "id": 6, "text": "x"});
-    c.send(json!({"t": "mutations", "ops": [op, op, op, op]})).await;
+    c.send(json!({"t": "mutations", "ops": [op, op, op, op]}))
+        .await;
     assert_eq!(c.recv_type("error").await["code"], "too_many_ops");
     // Nothing of it reached the agent; the session goes on.
     c.send(json!({"t": "pointer", "x": 9.0, "y": 9.0})).await;
@@ -91,7 +93,8 @@ async fn rate_limit_drops_floods_with_an_error() {
     let app = spawn_app_with(opts).await;
     let (_id, _t, mut c, _a) = app.active_session().await;
     for i in 0..30 {
-        c.send(json!({"t": "pointer", "x": i as f64, "y": 0.0})).await;
+        c.send(json!({"t": "pointer", "x": i as f64, "y": 0.0}))
+            .await;
     }
     assert_eq!(c.recv_type("error").await["code"], "rate_limited");
 }
@@ -123,17 +126,23 @@ async fn unauthenticated_agent_is_refused_before_upgrade() {
         .err()
         .expect("no credentials must fail");
     assert!(err.to_string().contains("401"), "{err}");
-    let err = WsClient::connect(&format!("{}/ws/agent/{id}", app.ws_base), Some("cbt_forged"))
-        .await
-        .err()
-        .expect("bad token must fail");
+    let err = WsClient::connect(
+        &format!("{}/ws/agent/{id}", app.ws_base),
+        Some("cbt_forged"),
+    )
+    .await
+    .err()
+    .expect("bad token must fail");
     assert!(err.to_string().contains("401"), "{err}");
     // A revoked token stops working.
     app.state.store.revoke_tokens("agent3").await.unwrap();
-    let err = WsClient::connect(&format!("{}/ws/agent/{id}", app.ws_base), Some(&app.agent3_token))
-        .await
-        .err()
-        .expect("revoked token must fail");
+    let err = WsClient::connect(
+        &format!("{}/ws/agent/{id}", app.ws_base),
+        Some(&app.agent3_token),
+    )
+    .await
+    .err()
+    .expect("revoked token must fail");
     assert!(err.to_string().contains("401"), "{err}");
     assert_eq!(
         app.state.registry.info(&id).unwrap().state,

@@ -14,10 +14,17 @@ async fn customer_connect_gets_session_then_rules() {
     assert_eq!(token.len(), 64);
     let mut c = app.customer(&id, &token).await;
     let s = c.recv(SOON).await.unwrap();
-    assert_eq!(s, json!({"t": "session", "id": id, "state": "waiting", "mode": "pointer"}));
+    assert_eq!(
+        s,
+        json!({"t": "session", "id": id, "state": "waiting", "mode": "pointer"})
+    );
     let r = c.recv(SOON).await.unwrap();
     assert_eq!(r["t"], "rules");
-    assert!(r["mask"].as_array().unwrap().iter().any(|s| s == "input[type=password]"));
+    assert!(r["mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "input[type=password]"));
     assert_eq!(r["disable"].as_array().unwrap().len(), 1);
 }
 
@@ -28,20 +35,27 @@ async fn agent_join_sends_frames_in_documented_order() {
     let mut c = app.customer(&id, &token).await;
     c.recv_type("rules").await;
     c.send(sample_snapshot("hello")).await;
-    c.send(json!({"t": "viewport", "w": 1000.0, "h": 700.0})).await;
+    c.send(json!({"t": "viewport", "w": 1000.0, "h": 700.0}))
+        .await;
     // The snapshot is answered with a fresh rules cue.
     c.recv_type("rules").await;
 
     let mut a = app.agent(&id).await;
     let s = a.recv(SOON).await.unwrap();
-    assert_eq!(s, json!({"t": "session", "id": id, "state": "active", "mode": "pointer"}));
+    assert_eq!(
+        s,
+        json!({"t": "session", "id": id, "state": "active", "mode": "pointer"})
+    );
     let snap = a.recv(SOON).await.unwrap();
     assert_eq!(snap["t"], "snapshot");
     assert_eq!(snap["url"], "http://shop.test/checkout");
     let vp = a.recv(SOON).await.unwrap();
     assert_eq!(vp, json!({"t": "viewport", "w": 1000.0, "h": 700.0}));
 
-    assert_eq!(c.recv(SOON).await.unwrap(), json!({"t": "agent", "name": "agent1"}));
+    assert_eq!(
+        c.recv(SOON).await.unwrap(),
+        json!({"t": "agent", "name": "agent1"})
+    );
     assert_eq!(
         c.recv(SOON).await.unwrap(),
         json!({"t": "session", "id": id, "state": "active", "mode": "pointer"})
@@ -58,7 +72,10 @@ async fn agent_join_sends_frames_in_documented_order() {
         .json()
         .await
         .unwrap();
-    assert_eq!(info, json!({"id": id, "state": "active", "mode": "pointer", "site": "demo"}));
+    assert_eq!(
+        info,
+        json!({"id": id, "state": "active", "mode": "pointer", "site": "demo"})
+    );
 }
 
 #[tokio::test]
@@ -68,20 +85,35 @@ async fn document_and_pointers_are_relayed() {
     c.send(json!({"t": "mutations", "ops": [{"op": "text", "id": 6, "text": "changed"}]}))
         .await;
     let m = a.recv_type("mutations").await;
-    assert_eq!(m["ops"][0], json!({"op": "text", "id": 6, "text": "changed"}));
+    assert_eq!(
+        m["ops"][0],
+        json!({"op": "text", "id": 6, "text": "changed"})
+    );
 
     c.send(json!({"t": "pointer", "x": 10.0, "y": 20.0})).await;
-    assert_eq!(a.recv_type("pointer").await, json!({"t": "pointer", "x": 10.0, "y": 20.0}));
+    assert_eq!(
+        a.recv_type("pointer").await,
+        json!({"t": "pointer", "x": 10.0, "y": 20.0})
+    );
     c.send(json!({"t": "scroll", "x": 0.0, "y": 300.0})).await;
-    assert_eq!(a.recv_type("scroll").await, json!({"t": "scroll", "x": 0.0, "y": 300.0}));
+    assert_eq!(
+        a.recv_type("scroll").await,
+        json!({"t": "scroll", "x": 0.0, "y": 300.0})
+    );
 
     a.send(json!({"t": "pointer", "x": 5.0, "y": 6.0})).await;
-    assert_eq!(c.recv_type("pointer").await, json!({"t": "pointer", "x": 5.0, "y": 6.0}));
+    assert_eq!(
+        c.recv_type("pointer").await,
+        json!({"t": "pointer", "x": 5.0, "y": 6.0})
+    );
 
     // A new snapshot (navigation) replaces the agent's document and re-sends the cue.
     c.send(sample_snapshot("second page")).await;
     let s = a.recv_type("snapshot").await;
-    assert_eq!(s["root"]["children"][1]["children"][0]["children"][0]["children"][0]["text"], "second page");
+    assert_eq!(
+        s["root"]["children"][1]["children"][0]["children"][0]["children"][0]["text"],
+        "second page"
+    );
     c.recv_type("rules").await;
 }
 
@@ -98,33 +130,57 @@ async fn write_mode_refused_then_granted_then_revoked() {
     );
 
     a.send(json!({"t": "control", "request": true})).await;
-    assert_eq!(c.recv_type("control").await, json!({"t": "control", "request": true}));
+    assert_eq!(
+        c.recv_type("control").await,
+        json!({"t": "control", "request": true})
+    );
     c.send(json!({"t": "control", "grant": false})).await;
     assert_eq!(
         a.recv_type("denied").await,
         json!({"t": "denied", "action": "control", "reason": "refused"})
     );
-    assert_eq!(a.recv_type("mode").await, json!({"t": "mode", "mode": "pointer"}));
+    assert_eq!(
+        a.recv_type("mode").await,
+        json!({"t": "mode", "mode": "pointer"})
+    );
 
     a.send(json!({"t": "control", "request": true})).await;
     c.recv_type("control").await;
     c.send(json!({"t": "control", "grant": true})).await;
-    assert_eq!(a.recv_type("mode").await, json!({"t": "mode", "mode": "write"}));
-    assert_eq!(c.recv_type("mode").await, json!({"t": "mode", "mode": "write"}));
+    assert_eq!(
+        a.recv_type("mode").await,
+        json!({"t": "mode", "mode": "write"})
+    );
+    assert_eq!(
+        c.recv_type("mode").await,
+        json!({"t": "mode", "mode": "write"})
+    );
 
     // Write mode: actions reach the customer.
     a.send(json!({"t": "click", "id": 7})).await;
     assert_eq!(c.recv_type("click").await, json!({"t": "click", "id": 7}));
     a.send(json!({"t": "input", "id": 7, "value": "abc"})).await;
-    assert_eq!(c.recv_type("input").await, json!({"t": "input", "id": 7, "value": "abc"}));
+    assert_eq!(
+        c.recv_type("input").await,
+        json!({"t": "input", "id": 7, "value": "abc"})
+    );
     a.send(json!({"t": "key", "id": 7, "key": "Enter"})).await;
-    assert_eq!(c.recv_type("key").await, json!({"t": "key", "id": 7, "key": "Enter"}));
+    assert_eq!(
+        c.recv_type("key").await,
+        json!({"t": "key", "id": 7, "key": "Enter"})
+    );
     a.send(json!({"t": "scroll", "x": 0.0, "y": 50.0})).await;
-    assert_eq!(c.recv_type("scroll").await, json!({"t": "scroll", "x": 0.0, "y": 50.0}));
+    assert_eq!(
+        c.recv_type("scroll").await,
+        json!({"t": "scroll", "x": 0.0, "y": 50.0})
+    );
 
     // The customer revokes at any time: no "denied" (nothing was pending).
     c.send(json!({"t": "control", "grant": false})).await;
-    assert_eq!(a.recv_type("mode").await, json!({"t": "mode", "mode": "pointer"}));
+    assert_eq!(
+        a.recv_type("mode").await,
+        json!({"t": "mode", "mode": "pointer"})
+    );
     a.send(json!({"t": "click", "id": 7})).await;
     let d = a.recv_type("denied").await;
     assert_eq!(d["reason"], "pointer_mode");
@@ -133,7 +189,8 @@ async fn write_mode_refused_then_granted_then_revoked() {
     a.send(json!({"t": "control", "request": true})).await;
     c.recv_type("control").await;
     c.send(json!({"t": "control", "grant": true})).await;
-    a.recv_until(|m| m["t"] == "mode" && m["mode"] == "write", SOON).await;
+    a.recv_until(|m| m["t"] == "mode" && m["mode"] == "write", SOON)
+        .await;
     a.send(json!({"t": "control", "request": false})).await;
     assert_eq!(c.recv_type("mode").await["mode"], "write");
     assert_eq!(c.recv_type("mode").await["mode"], "pointer");
@@ -148,7 +205,8 @@ async fn customer_exit_notifies_agent_and_writes_history() {
     c.send(json!({"t": "control", "grant": true})).await;
     a.recv_type("mode").await;
     a.send(json!({"t": "control", "request": false})).await;
-    a.recv_until(|m| m["t"] == "mode" && m["mode"] == "pointer", SOON).await;
+    a.recv_until(|m| m["t"] == "mode" && m["mode"] == "pointer", SOON)
+        .await;
     a.send(json!({"t": "click", "id": 7})).await;
     a.recv_type("denied").await;
     c.send(json!({"t": "end"})).await;
@@ -164,7 +222,10 @@ async fn customer_exit_notifies_agent_and_writes_history() {
     assert!(row.joined_at.is_some());
     assert_eq!(row.denied_count, 1);
     let events = app.state.store.history_events(row.id).await.unwrap();
-    let kinds: Vec<(&str, &str)> = events.iter().map(|e| (e.kind.as_str(), e.detail.as_str())).collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.detail.as_str()))
+        .collect();
     assert!(kinds.contains(&("join", "agent1")), "{kinds:?}");
     assert!(kinds.contains(&("mode", "write")), "{kinds:?}");
     assert!(kinds.contains(&("mode", "pointer")), "{kinds:?}");
@@ -179,7 +240,10 @@ async fn agent_exit_notifies_customer() {
     a.send(json!({"t": "end"})).await;
     assert_eq!(c.recv_ended().await, "agent_exit");
     assert_eq!(a.recv_ended().await, "agent_exit");
-    assert_eq!(app.ended_history(&id).await.end_reason.as_deref(), Some("agent_exit"));
+    assert_eq!(
+        app.ended_history(&id).await.end_reason.as_deref(),
+        Some("agent_exit")
+    );
 }
 
 #[tokio::test]
@@ -219,7 +283,14 @@ async fn second_agent_is_refused_and_busy_agent_too() {
     assert_eq!(e["code"], "agent_busy");
     assert!(e["message"].as_str().unwrap().contains(&id));
     // Still waiting for a free agent.
-    assert_eq!(app.state.registry.info(&id2).unwrap().state, cobrowse::protocol::SessionState::Waiting);
+    assert_eq!(
+        app.state.registry.info(&id2).unwrap().state,
+        cobrowse::protocol::SessionState::Waiting
+    );
+    // agent2's refusal left nothing behind: agent2 is free to take id2.
+    let mut a2 = app.agent_with(&id2, &app.agent2_token).await;
+    assert_eq!(a2.recv_type("session").await["state"], "active");
+    assert_eq!(c2.recv_type("agent").await["name"], "agent2");
 }
 
 #[tokio::test]
@@ -241,7 +312,12 @@ async fn api_end_with_user_token_and_site_key() {
     let app = spawn_app().await;
     let (id, _t, mut c, mut a) = app.active_session().await;
     // No credentials.
-    let r = app.http.post(app.url(&format!("/api/v1/sessions/{id}/end"))).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/sessions/{id}/end")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Wrong credentials.
     let r = app
@@ -272,7 +348,10 @@ async fn api_end_with_user_token_and_site_key() {
     assert_eq!(r.status(), 200);
     assert_eq!(c.recv_ended().await, "api_ended");
     assert_eq!(a.recv_ended().await, "api_ended");
-    assert_eq!(app.ended_history(&id).await.end_reason.as_deref(), Some("api_ended"));
+    assert_eq!(
+        app.ended_history(&id).await.end_reason.as_deref(),
+        Some("api_ended")
+    );
     // Ended: 404 now.
     let r = app
         .http
@@ -338,7 +417,10 @@ async fn interaction_end_ends_linked_sessions_only() {
     let row = app.ended_history(&id1).await;
     assert_eq!(row.interaction.as_deref(), Some("chat-42"));
     assert_eq!(row.end_reason.as_deref(), Some("interaction_ended"));
-    assert!(app.state.registry.info(&id2).is_some(), "the other interaction's session is untouched");
+    assert!(
+        app.state.registry.info(&id2).is_some(),
+        "the other interaction's session is untouched"
+    );
 }
 
 #[tokio::test]
@@ -375,9 +457,68 @@ async fn rule_publish_reaches_live_sessions() {
         .save_draft(site.id, &rules, Default::default(), "test")
         .await
         .unwrap();
-    app.state.store.publish_draft(site.id, "test", "block secrets").await.unwrap();
+    app.state
+        .store
+        .publish_draft(site.id, "test", "block secrets")
+        .await
+        .unwrap();
     let compiled = app.state.registry.rules_for(site.id).await.unwrap();
     app.state.registry.publish_rules(site.id, compiled).await;
-    let cue = c.recv_until(|m| m["t"] == "rules" && m["block"][0] == ".secret", SOON).await;
+    let cue = c
+        .recv_until(|m| m["t"] == "rules" && m["block"][0] == ".secret", SOON)
+        .await;
     assert_eq!(cue["mask"], json!([]));
+}
+
+#[tokio::test]
+async fn masked_values_never_reach_the_agent_and_actions_are_policed() {
+    let app = spawn_app().await;
+    let (_id, _t, mut c, mut a) = app.active_session().await;
+    // A password value typed on the customer side.
+    c.send(json!({"t": "mutations", "ops": [{"op": "value", "id": 8, "value": "hunter2"}]}))
+        .await;
+    let m = a.recv_type("mutations").await;
+    assert!(!m.to_string().contains("hunter2"), "{m}");
+    // A submit button inserted later is disabled for the agent.
+    c.send(
+        json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null,
+        "node": {"id": 20, "type": "element", "tag": "button", "attrs": {"type": "submit"},
+                 "children": [{"id": 21, "type": "text", "text": "Pay"}]}}]}),
+    )
+    .await;
+    let m = a.recv_type("mutations").await;
+    assert!(m.to_string().contains("data-cobrowse-disabled"), "{m}");
+    // A new snapshot carrying the value: still masked.
+    let mut snap = sample_snapshot("again");
+    snap["root"]["children"][1]["children"][0]["children"][2]["value"] = json!("hunter2");
+    c.send(snap).await;
+    let s = a.recv_type("snapshot").await;
+    assert!(!s.to_string().contains("hunter2"), "{s}");
+
+    a.send(json!({"t": "control", "request": true})).await;
+    c.recv_type("control").await;
+    c.send(json!({"t": "control", "grant": true})).await;
+    a.recv_type("mode").await;
+    a.send(json!({"t": "input", "id": 8, "value": "x"})).await;
+    assert_eq!(
+        a.recv_type("denied").await,
+        json!({"t": "denied", "action": "input", "reason": "masked"})
+    );
+    c.send(json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null,
+        "node": {"id": 30, "type": "element", "tag": "button", "attrs": {"type": "submit"}, "children": []}}]}))
+        .await;
+    a.recv_type("mutations").await;
+    a.send(json!({"t": "click", "id": 30})).await;
+    assert_eq!(
+        a.recv_type("denied").await,
+        json!({"t": "denied", "action": "click", "reason": "disabled"})
+    );
+    a.send(json!({"t": "click", "id": 999})).await;
+    assert_eq!(a.recv_type("denied").await["reason"], "unknown_target");
+    // The plain text field is fine.
+    a.send(json!({"t": "input", "id": 7, "value": "ok"})).await;
+    assert_eq!(
+        c.recv_type("input").await,
+        json!({"t": "input", "id": 7, "value": "ok"})
+    );
 }
