@@ -739,7 +739,11 @@
     } else if (key === 'Enter') {
       var form = el.form;
       if (!form || el.localName === 'textarea') return;
-      var submitter = form.querySelector('[type=submit], button:not([type]), input[type=image]');
+      var submitter = null;
+      for (var i = 0; i < form.elements.length && !submitter; i++) {
+        var c = form.elements[i];
+        if (c.type === 'submit' || c.type === 'image') submitter = c;
+      }
       if (isDisabled(form) || (submitter && isDisabled(submitter))) {
         log('agent Enter refused: submitting is disabled for the agent');
         return;
