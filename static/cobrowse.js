@@ -859,7 +859,9 @@
     '.launch svg{width:18px;height:18px}',
     '.panel{position:fixed;right:20px;bottom:20px;z-index:2147483646;width:300px;background:#fff;color:#0f172a;',
     'border-radius:14px;box-shadow:0 12px 40px rgba(15,23,42,.22),0 0 0 1px rgba(15,23,42,.06);overflow:hidden;font-size:14px;line-height:1.45}',
-    '.head{display:flex;align-items:center;gap:8px;padding:12px 16px;background:#0f172a;color:#fff;font-weight:600;font-size:13px}',
+    '.head{display:flex;width:100%;align-items:center;gap:8px;padding:12px 16px;border:0;background:#0f172a;color:#fff;font-weight:600;font-size:13px;cursor:pointer;text-align:left}',
+    '.head .title{flex:1}.chev{width:8px;height:8px;border-right:2px solid #94a3b8;border-bottom:2px solid #94a3b8;transform:rotate(45deg);margin-top:-4px}',
+    '.panel.min .chev{transform:rotate(-135deg);margin-top:4px}.panel.min .body{display:none}.panel.min{width:auto;min-width:220px}',
     '.dot{width:8px;height:8px;border-radius:50%;background:#f59e0b}.dot.on{background:#22c55e}.dot.off{background:#94a3b8}',
     '.body{padding:16px}',
     '.label{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin:0 0 4px}',
@@ -891,8 +893,9 @@
   var WIDGET_HTML =
     '<button class="launch" data-role="launch" type="button" hidden>' + ICON + '<span>Co-browse</span></button>' +
     '<section class="panel" data-role="panel" hidden aria-live="polite">' +
-    '<div class="head"><span class="dot" data-role="dot"></span><span data-role="title">Co-browse</span></div>' +
-    '<div class="body">' +
+    '<button class="head" type="button" data-role="head" aria-expanded="true"><span class="dot" data-role="dot"></span>' +
+    '<span class="title" data-role="title">Co-browse</span><span class="chev" aria-hidden="true"></span></button>' +
+    '<div class="body" data-role="body">' +
     '<div data-role="waiting" hidden>' +
     '<p class="label">Your session ID</p><p class="code" data-role="session-id"></p>' +
     '<p class="hint">Read this number to your agent.</p></div>' +
@@ -933,7 +936,7 @@
       return root.querySelector('[data-role="' + role + '"]');
     }
     var el = {};
-    ['launch', 'panel', 'dot', 'title', 'waiting', 'session-id', 'active', 'active-msg', 'ended',
+    ['launch', 'panel', 'head', 'body', 'dot', 'title', 'waiting', 'session-id', 'active', 'active-msg', 'ended',
       'end-reason', 'error', 'stop-control', 'exit', 'close', 'banner', 'banner-text', 'consent',
       'consent-title', 'refuse', 'allow', 'pointer', 'pointer-label', 'tip'].forEach(function (r) {
       el[r] = $(r);
@@ -955,6 +958,11 @@
       render();
     }));
     el.exit.addEventListener('click', guard(function () { api.end(); }));
+    el.head.addEventListener('click', guard(function () {
+      var min = !el.panel.classList.contains('min');
+      el.panel.classList.toggle('min', min);
+      el.head.setAttribute('aria-expanded', String(!min));
+    }));
     el.close.addEventListener('click', guard(function () {
       shown = false;
       errorText = null;
@@ -1020,6 +1028,7 @@
       render: render,
       ended: function () {
         shown = true;
+        el.panel.classList.remove('min');
         render();
       },
       consent: function (show) {

@@ -313,6 +313,8 @@
 
   function onDenied(m) {
     if (m.action === 'control') {
+      // A refusal may also arrive as `mode: pointer`; tell the agent once.
+      if (!controlPending) return;
       controlPending = false;
       if (controlTimer) clearTimeout(controlTimer);
       renderStatus();
