@@ -1,1 +1,641 @@
-//! session (skeleton)
+//! Co-browse sessions: the registry of live sessions and their lifecycle.
+//!
+//! Each live session is one tokio task (the actor, [`actor`]) that owns the
+//! session's [`Rewriter`](crate::rewrite::Rewriter) and state machine
+//! (waiting → active → ended) and is fed by a bounded channel of events. The
+//! [`SessionRegistry`] hands out nine-digit ids, checks customer tokens and
+//! the one-agent rules, routes connections and API requests to actors, fans
+//! out rule publishes, and ends everything on shutdown. It does not speak
+//! WebSocket (see `relay`) or HTTP (see `web`).
+
+mod actor;
+pub mod outbox;
+
+use crate::config::{Config, QueueLimits, Timeouts};
+use crate::protocol::{AgentMsg, CustomerMsg, Limits, Mode, SessionState};
+use crate::rules::{CompiledRules, RuleError};
+use crate::store::{Site, Store, StoreError};
+use outbox::Outbox;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Capacity of each actor's event channel.
+const EVENT_CHANNEL: usize = 256;
+/// How many ended session ids are remembered (to answer re-join attempts).
+const ENDED_MEMORY: usize = 10_000;
+
+/// Why a session operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No live session has this id.
+    #[error("no such session")]
+    NotFound,
+    /// The session has ended and can never be joined again.
+    #[error("the session has ended ({0})")]
+    Ended(String),
+    /// The customer token does not match.
+    #[error("wrong session token")]
+    BadToken,
+    /// The connecting page's origin is not allowed for the session's site.
+    #[error("origin {0} is not allowed for this site")]
+    OriginNotAllowed(String),
+    /// Another agent already joined this session.
+    #[error("another agent has joined this session")]
+    SessionTaken,
+    /// This agent is already in another live session.
+    #[error("you are already in session {0}; end it first")]
+    AgentBusy(String),
+    /// The server is shutting down; no new sessions or connections.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The site's published rules do not compile (fail closed).
+    #[error("the site's published rules are invalid: {0}")]
+    Rules(#[from] RuleError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SessionError {
+    /// The machine-readable code used in `error` frames.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SessionError::NotFound => "not_found",
+            SessionError::Ended(_) => "session_ended",
+            SessionError::BadToken => "bad_token",
+            SessionError::OriginNotAllowed(_) => "origin_not_allowed",
+            SessionError::SessionTaken => "session_taken",
+            SessionError::AgentBusy(_) => "agent_busy",
+            SessionError::ShuttingDown => "shutting_down",
+            SessionError::Rules(_) => "rules_invalid",
+            SessionError::Store(_) => "internal",
+        }
+    }
+}
+
+/// Why a session ended (the exact strings go to both sides and the history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    CustomerExit,
+    AgentExit,
+    WaitingTimeout,
+    InactivityTimeout,
+    AgentAwayTimeout,
+    CustomerAwayTimeout,
+    InteractionEnded,
+    ApiEnded,
+    ServerShutdown,
+}
+
+impl EndReason {
+    /// The wire and history name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::CustomerExit => "customer_exit",
+            EndReason::AgentExit => "agent_exit",
+            EndReason::WaitingTimeout => "waiting_timeout",
+            EndReason::InactivityTimeout => "inactivity_timeout",
+            EndReason::AgentAwayTimeout => "agent_away_timeout",
+            EndReason::CustomerAwayTimeout => "customer_away_timeout",
+            EndReason::InteractionEnded => "interaction_ended",
+            EndReason::ApiEnded => "api_ended",
+            EndReason::ServerShutdown => "server_shutdown",
+        }
+    }
+}
+
+/// The agent joining a session (an authenticated user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentIdentity {
+    pub user_id: i64,
+    pub name: String,
+}
+
+/// The state and mode of a session as published by its actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub state: SessionState,
+    pub mode: Mode,
+}
+
+/// A public view of one live session (for the API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub state: SessionState,
+    pub mode: Mode,
+    pub site: String,
+}
+
+/// A newly created session: its id and the customer's secret token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Created {
+    pub id: String,
+    pub token: String,
+}
+
+/// Events fed to a session actor.
+#[derive(Debug)]
+pub(crate) enum Event {
+    CustomerConnect {
+        conn: u64,
+        outbox: Arc<Outbox>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Customer {
+        conn: u64,
+        msg: CustomerMsg,
+    },
+    CustomerGone {
+        conn: u64,
+    },
+    AgentConnect {
+        conn: u64,
+        outbox: Arc<Outbox>,
+        agent: AgentIdentity,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Agent {
+        conn: u64,
+        msg: AgentMsg,
+    },
+    AgentGone {
+        conn: u64,
+    },
+    /// A connection's outbox overflowed and has drained: resend full state.
+    Drained {
+        conn: u64,
+    },
+    Rules(Arc<CompiledRules>),
+    End(EndReason),
+}
+
+/// Which side of a session a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Customer,
+    Agent,
+}
+
+/// A connection's link to its session actor (held by the relay).
+#[derive(Debug, Clone)]
+pub struct Link {
+    conn: u64,
+    side: Side,
+    tx: mpsc::Sender<Event>,
+}
+
+impl Link {
+    /// Deliver a customer message; `false` once the session is gone.
+    pub async fn customer(&self, msg: CustomerMsg) -> bool {
+        self.tx.send(Event::Customer { conn: self.conn, msg }).await.is_ok()
+    }
+
+    /// Deliver an agent message; `false` once the session is gone.
+    pub async fn agent(&self, msg: AgentMsg) -> bool {
+        self.tx.send(Event::Agent { conn: self.conn, msg }).await.is_ok()
+    }
+
+    /// Report that the outbox drained after an overflow; `false` once the session is gone.
+    pub async fn drained(&self) -> bool {
+        self.tx.send(Event::Drained { conn: self.conn }).await.is_ok()
+    }
+
+    /// Report that the socket is gone.
+    pub async fn gone(&self) {
+        let ev = match self.side {
+            Side::Customer => Event::CustomerGone { conn: self.conn },
+            Side::Agent => Event::AgentGone { conn: self.conn },
+        };
+        let _ = self.tx.send(ev).await;
+    }
+}
+
+struct Handle {
+    site_id: i64,
+    site_key: String,
+    token: String,
+    origins: Vec<String>,
+    interaction: Option<String>,
+    tx: mpsc::Sender<Event>,
+    status: watch::Receiver<Status>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct RegState {
+    live: HashMap<String, Handle>,
+    /// agent user id → the live session they are in (or joining).
+    agents: HashMap<i64, String>,
+    /// Recently ended ids and their reasons.
+    ended: HashMap<String, (String, Instant)>,
+    shutting_down: bool,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    timeouts: Timeouts,
+    limits: Limits,
+    state: Mutex<RegState>,
+    next_conn: AtomicU64,
+    conns: watch::Sender<usize>,
+    rules_cache: Mutex<HashMap<i64, (i64, Arc<CompiledRules>)>>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, RegState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called by an actor when its session ends.
+    pub(crate) fn remove(&self, id: &str, reason: EndReason) {
+        let mut st = self.lock();
+        st.live.remove(id);
+        st.agents.retain(|_, sid| sid != id);
+        if st.ended.len() >= ENDED_MEMORY {
+            if let Some(oldest) = st.ended.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+                st.ended.remove(&oldest);
+            }
+        }
+        st.ended.insert(id.to_owned(), (reason.as_str().to_owned(), Instant::now()));
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Decrements the live connection count when dropped.
+pub struct ConnGuard {
+    conns: watch::Sender<usize>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.conns.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The registry of live sessions; cheap to clone.
+#[derive(Clone)]
+pub struct SessionRegistry {
+    inner: Arc<Inner>,
+}
+
+/// Compare two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl SessionRegistry {
+    /// A registry using the store and the configured timeouts and limits.
+    pub fn new(store: Store, config: &Config) -> SessionRegistry {
+        let (conns, _) = watch::channel(0usize);
+        SessionRegistry {
+            inner: Arc::new(Inner {
+                store,
+                timeouts: config.timeouts,
+                limits: config.limits,
+                state: Mutex::new(RegState::default()),
+                next_conn: AtomicU64::new(1),
+                conns,
+                rules_cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Count a WebSocket connection until the guard is dropped.
+    pub fn conn_guard(&self) -> ConnGuard {
+        self.inner.conns.send_modify(|n| *n += 1);
+        ConnGuard {
+            conns: self.inner.conns.clone(),
+        }
+    }
+
+    /// Queue bounds are per connection; exposed for the relay.
+    pub fn queue_limits(config: &Config) -> QueueLimits {
+        config.queues
+    }
+
+    /// The compiled published rules of a site (cached per version).
+    pub async fn rules_for(&self, site_id: i64) -> Result<Arc<CompiledRules>, SessionError> {
+        let store = &self.inner.store;
+        let latest = store.latest_version_number(site_id).await?.unwrap_or(0);
+        {
+            let cache = self.inner.rules_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((v, rules)) = cache.get(&site_id) {
+                if *v == latest {
+                    return Ok(rules.clone());
+                }
+            }
+        }
+        let compiled = match store.published(site_id).await? {
+            Some(p) => CompiledRules::compile(&p.rules, p.settings)?,
+            None => CompiledRules::compile(&[], Default::default())?,
+        };
+        let compiled = Arc::new(compiled);
+        self.inner
+            .rules_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(site_id, (latest, compiled.clone()));
+        Ok(compiled)
+    }
+
+    /// Start a session for a customer of `site` (design §3: only customers start sessions).
+    pub async fn create(&self, site: &Site, url: &str, interaction: Option<String>) -> Result<Created, SessionError> {
+        if self.inner.lock().shutting_down {
+            return Err(SessionError::ShuttingDown);
+        }
+        let rules = self.rules_for(site.id).await?;
+        let token = crate::store::random_hex(32);
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL);
+        let (status_tx, status_rx) = watch::channel(Status {
+            state: SessionState::Waiting,
+            mode: Mode::Pointer,
+        });
+        let id = {
+            let mut st = self.inner.lock();
+            if st.shutting_down {
+                return Err(SessionError::ShuttingDown);
+            }
+            let mut rng = rand::rng();
+            let id = loop {
+                let candidate = rng.random_range(100_000_000u32..=999_999_999).to_string();
+                if !st.live.contains_key(&candidate) {
+                    break candidate;
+                }
+            };
+            st.live.insert(
+                id.clone(),
+                Handle {
+                    site_id: site.id,
+                    site_key: site.key.clone(),
+                    token: token.clone(),
+                    origins: site.origins.clone(),
+                    interaction: interaction.clone(),
+                    tx,
+                    status: status_rx,
+                    task: None,
+                },
+            );
+            id
+        };
+        let history_id = match self
+            .inner
+            .store
+            .history_start(&id, site.id, &site.key, url, interaction.as_deref())
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.inner.lock().live.remove(&id);
+                return Err(e.into());
+            }
+        };
+        let actor = actor::Actor::new(
+            id.clone(),
+            history_id,
+            self.inner.clone(),
+            rx,
+            status_tx,
+            rules,
+            self.inner.timeouts,
+            self.inner.limits,
+        );
+        let task = tokio::spawn(actor.run());
+        if let Some(h) = self.inner.lock().live.get_mut(&id) {
+            h.task = Some(task);
+        }
+        tracing::info!(session = %id, site = %site.key, "session created");
+        Ok(Created { id, token })
+    }
+
+    fn next_conn(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn missing(&self, st: &RegState, id: &str) -> SessionError {
+        match st.ended.get(id) {
+            Some((reason, _)) => SessionError::Ended(reason.clone()),
+            None => SessionError::NotFound,
+        }
+    }
+
+    fn after_actor_gone(&self, id: &str) -> SessionError {
+        let st = self.inner.lock();
+        self.missing(&st, id)
+    }
+
+    /// Attach the customer's socket (first connect or a reconnect after navigation).
+    pub async fn connect_customer(
+        &self,
+        id: &str,
+        token: &str,
+        origin: Option<&str>,
+        outbox: Arc<Outbox>,
+    ) -> Result<Link, SessionError> {
+        let tx = {
+            let st = self.inner.lock();
+            if st.shutting_down {
+                return Err(SessionError::ShuttingDown);
+            }
+            let h = st.live.get(id).ok_or_else(|| self.missing(&st, id))?;
+            if !constant_time_eq(h.token.as_bytes(), token.as_bytes()) {
+                return Err(SessionError::BadToken);
+            }
+            if let Some(origin) = origin {
+                let ok = crate::store::normalize_origin(origin)
+                    .map(|o| h.origins.contains(&o))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(SessionError::OriginNotAllowed(origin.to_owned()));
+                }
+            }
+            h.tx.clone()
+        };
+        let conn = self.next_conn();
+        let (reply, rx) = oneshot::channel();
+        if tx
+            .send(Event::CustomerConnect { conn, outbox, reply })
+            .await
+            .is_err()
+        {
+            return Err(self.after_actor_gone(id));
+        }
+        match rx.await {
+            Ok(Ok(())) => Ok(Link {
+                conn,
+                side: Side::Customer,
+                tx,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.after_actor_gone(id)),
+        }
+    }
+
+    /// Attach an agent's socket: first join, or a return within the away grace.
+    pub async fn join_agent(&self, id: &str, agent: AgentIdentity, outbox: Arc<Outbox>) -> Result<Link, SessionError> {
+        let tx = {
+            let mut st = self.inner.lock();
+            if st.shutting_down {
+                return Err(SessionError::ShuttingDown);
+            }
+            let tx = st.live.get(id).ok_or_else(|| self.missing(&st, id))?.tx.clone();
+            match st.agents.get(&agent.user_id) {
+                Some(other) if other != id => return Err(SessionError::AgentBusy(other.clone())),
+                _ => {}
+            }
+            st.agents.insert(agent.user_id, id.to_owned());
+            tx
+        };
+        let conn = self.next_conn();
+        let user_id = agent.user_id;
+        let (reply, rx) = oneshot::channel();
+        let result = if tx
+            .send(Event::AgentConnect {
+                conn,
+                outbox,
+                agent,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            Err(self.after_actor_gone(id))
+        } else {
+            match rx.await {
+                Ok(r) => r,
+                Err(_) => Err(self.after_actor_gone(id)),
+            }
+        };
+        match result {
+            Ok(()) => Ok(Link {
+                conn,
+                side: Side::Agent,
+                tx,
+            }),
+            Err(e) => {
+                if matches!(e, SessionError::SessionTaken) {
+                    let mut st = self.inner.lock();
+                    if st.agents.get(&user_id).map(String::as_str) == Some(id) {
+                        st.agents.remove(&user_id);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The state of a live session.
+    pub fn info(&self, id: &str) -> Option<SessionInfo> {
+        let st = self.inner.lock();
+        st.live.get(id).map(|h| {
+            let s = *h.status.borrow();
+            SessionInfo {
+                id: id.to_owned(),
+                state: s.state,
+                mode: s.mode,
+                site: h.site_key.clone(),
+            }
+        })
+    }
+
+    /// The site id of a live session.
+    pub fn site_of(&self, id: &str) -> Option<i64> {
+        self.inner.lock().live.get(id).map(|h| h.site_id)
+    }
+
+    /// Number of live sessions.
+    pub fn live_count(&self) -> usize {
+        self.inner.lock().live.len()
+    }
+
+    /// End a live session; `false` if there is none with that id.
+    pub async fn end_session(&self, id: &str, reason: EndReason) -> bool {
+        let tx = self.inner.lock().live.get(id).map(|h| h.tx.clone());
+        match tx {
+            Some(tx) => tx.send(Event::End(reason)).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// End every live session linked to an interaction id (optionally only of
+    /// one site); returns how many were ended.
+    pub async fn end_interaction(&self, interaction: &str, site_id: Option<i64>, reason: EndReason) -> usize {
+        let txs: Vec<_> = self
+            .inner
+            .lock()
+            .live
+            .values()
+            .filter(|h| h.interaction.as_deref() == Some(interaction))
+            .filter(|h| site_id.is_none_or(|s| s == h.site_id))
+            .map(|h| h.tx.clone())
+            .collect();
+        let mut n = 0;
+        for tx in txs {
+            if tx.send(Event::End(reason)).await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A new rule set was published for a site: every live session of that
+    /// site switches to it at once.
+    pub async fn publish_rules(&self, site_id: i64, rules: Arc<CompiledRules>) {
+        self.inner
+            .rules_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&site_id);
+        let txs: Vec<_> = self
+            .inner
+            .lock()
+            .live
+            .values()
+            .filter(|h| h.site_id == site_id)
+            .map(|h| h.tx.clone())
+            .collect();
+        for tx in txs {
+            let _ = tx.send(Event::Rules(rules.clone())).await;
+        }
+    }
+
+    /// End every live session with `server_shutdown` (both sides told, history
+    /// written), refuse new ones, and wait (bounded) for sockets to flush.
+    pub async fn shutdown(&self) {
+        let handles: Vec<Handle> = {
+            let mut st = self.inner.lock();
+            st.shutting_down = true;
+            st.live.drain().map(|(_, h)| h).collect()
+        };
+        let count = handles.len();
+        for h in &handles {
+            let _ = h.tx.send(Event::End(EndReason::ServerShutdown)).await;
+        }
+        for h in handles {
+            if let Some(task) = h.task {
+                if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                    tracing::warn!("a session actor did not stop within 10s");
+                }
+            }
+        }
+        let mut rx = self.inner.conns.subscribe();
+        if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!("some WebSocket connections were still open at shutdown");
+        }
+        tracing::info!(sessions = count, "all sessions ended for shutdown");
+    }
+}
