@@ -5,7 +5,7 @@
 
 use fantoccini::{Client, ClientBuilder};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -22,7 +22,7 @@ macro_rules! wait_for {
     ($what:expr, $cond:expr) => {{
         let deadline = std::time::Instant::now() + $crate::e2e::browser::PATIENCE;
         loop {
-            let result: Result<_, String> = $cond;
+            let result: Result<_, String> = async { $cond }.await;
             match result {
                 Ok(v) => break v,
                 Err(last) => {
@@ -128,11 +128,11 @@ impl Browser {
         }
     }
 
-    /// Run `script` (a function body; `arguments[i]` are `args`) and decode its result.
-    pub async fn eval<T: DeserializeOwned>(&self, script: &str, args: Vec<Value>) -> T {
+    /// Run `script` (a function body) and decode its result.
+    pub async fn eval<T: DeserializeOwned>(&self, script: &str) -> T {
         let v = self
             .client
-            .execute(script, args)
+            .execute(script, vec![])
             .await
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"));
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("unexpected script result {v}: {e}"))

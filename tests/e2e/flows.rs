@@ -3,7 +3,6 @@
 //! real server on an ephemeral port. Each test drives one user-visible rule
 //! of design §3 (issue 2, "What it must show") or the customer cue (issue 3).
 
-use super::browser::{Browser, Driver};
 use super::stage::{Stage, REPLICA};
 use crate::wait_for;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
@@ -34,9 +33,7 @@ async fn agent_sees_text_typed_by_the_customer_but_not_the_password() {
             &format!(
                 "{REPLICA} return d.documentElement.outerHTML + [].map.call(d.querySelectorAll('input,textarea,select'), \
                  function (e) {{ return e.value; }}).join('|');"
-            ),
-            vec![],
-        )
+            ))
         .await;
     assert!(everything.contains("Kari Nordmann"));
     assert!(!everything.contains("hunter2"), "the password leaked into the agent's replica");
@@ -71,9 +68,7 @@ async fn pointers_are_shown_both_ways() {
     let (left, top): (f64, f64) = s
         .agent
         .eval(
-            "var r = document.getElementById('replica').getBoundingClientRect(); return [r.left, r.top];",
-            vec![],
-        )
+            "var r = document.getElementById('replica').getBoundingClientRect(); return [r.left, r.top];")
         .await;
     s.agent
         .client
@@ -153,7 +148,7 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
         let t: String = s.agent.try_eval("return document.getElementById('toasts').textContent;").await?;
         if t.contains("That click was not performed") { Ok(()) } else { Err(t) }
     });
-    let url: String = s.customer.eval("return location.pathname;", vec![]).await;
+    let url: String = s.customer.eval("return location.pathname;").await;
     assert_eq!(url, "/demo/checkout", "the agent's denied click must not submit");
 
     // The customer can always submit; the session follows to the next page.
@@ -184,7 +179,7 @@ async fn navigation_to_another_page_keeps_the_session() {
         if v["state"] == "active" { Ok(()) } else { Err(v.to_string()) }
     });
     assert_eq!(s.customer_session_field("id").await, id);
-    let label: String = s.agent.eval("return document.getElementById('session-label').textContent;", vec![]).await;
+    let label: String = s.agent.eval("return document.getElementById('session-label').textContent;").await;
     assert_eq!(label.replace(' ', ""), format!("Session{id}"));
     // Typing on the new page still reaches the agent.
     s.customer_types("#city", "Bergen").await;
@@ -219,7 +214,7 @@ async fn agent_exit_is_shown_to_the_customer_with_the_reason() {
     let s = Stage::new().await;
     s.start_and_join("/demo/").await;
     s.customer
-        .eval::<Value>("window.__ended = null; window.cobrowse.on('ended', function (e) { window.__ended = e.reason; });", vec![])
+        .eval::<Value>("window.__ended = null; window.cobrowse.on('ended', function (e) { window.__ended = e.reason; });")
         .await;
     s.agent.client.find(Locator::Id("exit-button")).await.unwrap().click().await.unwrap();
     let reason: String = wait_for!("the ended event on the customer's page", {
@@ -229,7 +224,7 @@ async fn agent_exit_is_shown_to_the_customer_with_the_reason() {
     assert_eq!(reason, "agent_exit");
     let shown: String = s.customer.eval(&format!("{} return p.textContent;", widget_el("end-reason"))).await;
     assert_eq!(shown, "The agent ended the co-browse session.");
-    let agent_text: String = s.agent.eval("return document.getElementById('end-reason').textContent;", vec![]).await;
+    let agent_text: String = s.agent.eval("return document.getElementById('end-reason').textContent;").await;
     assert_eq!(agent_text, "You ended the session.");
     s.finish().await;
 }
@@ -254,18 +249,18 @@ async fn customer_sees_which_fields_are_hidden_from_the_agent() {
     assert_eq!((cue.as_str(), outline.as_str()), ("mask", "dashed"));
     let pay: Option<String> = s
         .customer
-        .eval("return document.getElementById('pay').getAttribute('data-cobrowse-cue');", vec![])
+        .eval("return document.getElementById('pay').getAttribute('data-cobrowse-cue');")
         .await;
     assert_eq!(pay.as_deref(), Some("disable"));
     let name: Option<String> = s
         .customer
-        .eval("return document.getElementById('name').getAttribute('data-cobrowse-cue');", vec![])
+        .eval("return document.getElementById('name').getAttribute('data-cobrowse-cue');")
         .await;
     assert_eq!(name, None, "an ordinary field carries no cue");
     // The cue attribute is the customer's own: it is never sent to the agent.
     let leaked: bool = s
         .agent
-        .eval(&format!("{REPLICA} return !!d.querySelector('[data-cobrowse-cue]');"), vec![])
+        .eval(&format!("{REPLICA} return !!d.querySelector('[data-cobrowse-cue]');"))
         .await;
     assert!(!leaked);
     s.finish().await;
@@ -316,7 +311,3 @@ fn widget_el(role: &str) -> String {
         "var p = document.querySelector('[data-cobrowse-widget]').shadowRoot.querySelector('[data-role=\"{role}\"]');"
     )
 }
-
-// Keep the imports honest when a test above is edited.
-#[allow(dead_code)]
-fn _types(_: &Browser, _: &Driver) {}
