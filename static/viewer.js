@@ -654,6 +654,10 @@
     }
     var win = el.frame.contentWindow;
     if (!win) return;
+    // While the agent is scrolling in write mode, echoes of their own earlier
+    // positions would make the view jump back: follow only the latest one.
+    if (Date.now() - agentScrollAt < 800 && agentScroll &&
+        (Math.abs(agentScroll.x - x) > 1 || Math.abs(agentScroll.y - y) > 1)) return;
     appliedScroll = { x: x, y: y };
     win.scrollTo(x, y);
     placePointer();
@@ -780,6 +784,8 @@
 
   var scrollTimer = null;
   var pendingScroll = new Map();
+  var agentScrollAt = 0;
+  var agentScroll = null;
   var onScroll = guard(function (e) {
     placePointer();
     if (mode !== 'write' || state !== 'active') return;
@@ -788,6 +794,8 @@
     if (t === doc || t === doc.documentElement || t === doc.scrollingElement) {
       if (appliedScroll && Math.abs(win.scrollX - appliedScroll.x) < 2 && Math.abs(win.scrollY - appliedScroll.y) < 2) return;
       pendingScroll.set('window', true);
+      agentScrollAt = Date.now();
+      agentScroll = { x: win.scrollX, y: win.scrollY };
     } else if (t && t.nodeType === 1) {
       pendingScroll.set(t, true);
     }
@@ -797,6 +805,8 @@
         pendingScroll.forEach(function (_, key) {
           if (key === 'window') {
             appliedScroll = { x: win.scrollX, y: win.scrollY };
+            agentScroll = appliedScroll;
+            agentScrollAt = Date.now();
             send({ t: 'scroll', x: win.scrollX, y: win.scrollY });
           } else {
             var id = idFor(key);

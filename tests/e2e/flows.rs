@@ -128,10 +128,10 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
     // The agent clicks a checkbox and types in the replica: it happens on the customer's page.
     let frame = s.agent.client.find(Locator::Id("replica")).await.unwrap();
     frame.enter_frame().await.unwrap();
-    s.agent.client.find(Locator::Id("newsletter")).await.unwrap().click().await.unwrap();
     let email = s.agent.client.find(Locator::Id("email")).await.unwrap();
     email.click().await.unwrap();
     email.send_keys("kari@example.com").await.unwrap();
+    s.agent.client.find(Locator::Id("newsletter")).await.unwrap().click().await.unwrap();
     wait_for!("the agent's click on the customer's checkbox", {
         let c: bool = s.customer.try_eval("return document.getElementById('newsletter').checked;").await?;
         if c { Ok(()) } else { Err("unchecked".into()) }
