@@ -873,11 +873,15 @@
     'button.btn:hover{background:#f1f5f9}',
     'button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff}button.primary:hover{background:#1e40af}',
     'button.danger{color:#b91c1c;border-color:#fecaca}button.danger:hover{background:#fef2f2}',
-    '.legend{display:flex;align-items:center;gap:6px;margin:0 0 14px;font-size:12px;color:#64748b}',
-    '.legend i{display:inline-block;width:14px;height:10px;border:2px dashed #d97706;border-radius:2px}',
-    '.banner{position:fixed;top:12px;left:50%;transform:translateX(-50%);z-index:2147483646;display:flex;align-items:center;gap:8px;',
-    'padding:7px 14px;border-radius:999px;background:#0f172a;color:#fff;font-size:13px;font-weight:500;box-shadow:0 6px 20px rgba(15,23,42,.25);pointer-events:none}',
-    '.banner.write{background:#b45309}',
+    '.banner{position:fixed;top:10px;left:50%;transform:translateX(-50%);z-index:2147483646;display:flex;align-items:center;gap:10px;',
+    'max-width:calc(100vw - 24px);padding:5px 6px 5px 14px;border-radius:999px;background:#0f172a;color:#fff;font-size:13px;font-weight:500;',
+    'line-height:1.3;box-shadow:0 6px 20px rgba(15,23,42,.25);white-space:nowrap}',
+    '.banner.write{background:#9a3412}',
+    '.legend{display:flex;align-items:center;gap:5px;color:#cbd5e1;font-size:12px}',
+    '.legend i{display:inline-block;width:14px;height:10px;border:2px dashed #f59e0b;border-radius:2px}',
+    '.bbtn{padding:5px 12px;border:0;border-radius:999px;background:rgba(255,255,255,.14);color:#fff;font-size:12.5px;font-weight:600;cursor:pointer}',
+    '.bbtn:hover{background:rgba(255,255,255,.26)}.bbtn:focus-visible{outline:2px solid #93c5fd;outline-offset:1px}',
+    '@media (max-width:560px){.legend{display:none}}',
     '.veil{position:fixed;inset:0;z-index:2147483647;background:rgba(15,23,42,.45);display:flex;align-items:center;justify-content:center}',
     '.dialog{width:min(420px,calc(100vw - 32px));background:#fff;color:#0f172a;border-radius:14px;padding:22px;box-shadow:0 20px 60px rgba(15,23,42,.35)}',
     '.dialog h2{margin:0 0 8px;font-size:18px}.dialog p{margin:0 0 18px;color:#334155;font-size:14px;line-height:1.5}',
@@ -899,16 +903,17 @@
     '<div data-role="waiting" hidden>' +
     '<p class="label">Your session ID</p><p class="code" data-role="session-id"></p>' +
     '<p class="hint">Read this number to your agent.</p></div>' +
-    '<div data-role="active" hidden><p class="msg" data-role="active-msg"></p>' +
-    '<p class="legend"><i></i>Outlined fields are hidden from the agent.</p></div>' +
+    '<div data-role="active" hidden><p class="msg" data-role="active-msg"></p></div>' +
     '<div data-role="ended" hidden><p class="msg" data-role="end-reason"></p></div>' +
     '<p class="msg" data-role="error" hidden></p>' +
     '<div class="row">' +
-    '<button class="btn" type="button" data-role="stop-control" hidden>Stop control</button>' +
     '<button class="btn danger" type="button" data-role="exit" hidden>Exit</button>' +
     '<button class="btn" type="button" data-role="close" hidden>Close</button>' +
     '</div></div></section>' +
-    '<div class="banner" data-role="banner" hidden><span class="dot on"></span><span data-role="banner-text"></span></div>' +
+    '<div class="banner" data-role="banner" hidden role="status"><span class="dot on"></span><span data-role="banner-text"></span>' +
+    '<span class="legend" data-role="legend" title="Fields outlined like this on the page are hidden from the agent"><i></i>hidden from the agent</span>' +
+    '<button type="button" class="bbtn" data-role="stop-control" hidden>Stop control</button>' +
+    '<button type="button" class="bbtn" data-role="banner-exit">Exit</button></div>' +
     '<div class="veil" data-role="consent" hidden><div class="dialog" role="dialog" aria-modal="true" aria-labelledby="cbc-title">' +
     '<h2 id="cbc-title" data-role="consent-title">Allow the agent to control this page?</h2>' +
     '<p>They will be able to click, type and scroll for you. Fields hidden from the agent stay hidden, ' +
@@ -937,7 +942,7 @@
     }
     var el = {};
     ['launch', 'panel', 'head', 'body', 'dot', 'title', 'waiting', 'session-id', 'active', 'active-msg', 'ended',
-      'end-reason', 'error', 'stop-control', 'exit', 'close', 'banner', 'banner-text', 'consent',
+      'end-reason', 'error', 'stop-control', 'exit', 'banner-exit', 'legend', 'close', 'banner', 'banner-text', 'consent',
       'consent-title', 'refuse', 'allow', 'pointer', 'pointer-label', 'tip'].forEach(function (r) {
       el[r] = $(r);
     });
@@ -958,6 +963,7 @@
       render();
     }));
     el.exit.addEventListener('click', guard(function () { api.end(); }));
+    el['banner-exit'].addEventListener('click', guard(function () { api.end(); }));
     el.head.addEventListener('click', guard(function () {
       var min = !el.panel.classList.contains('min');
       el.panel.classList.toggle('min', min);
@@ -993,7 +999,10 @@
       el.launch.hidden = !WIDGET || livePanel || endedPanel || !!errorText;
       // data-widget="false" hides the launcher and panel; the banner, consent
       // dialog and agent pointer stay, as the customer must always see them.
-      el.panel.hidden = !WIDGET || !(livePanel || endedPanel || errorText);
+      // While an agent is connected the top banner carries status and controls,
+      // so nothing covers the page's own buttons.
+      var agentOn = livePanel && st === 'active';
+      el.panel.hidden = !WIDGET || !(livePanel || endedPanel || errorText) || agentOn;
       el.waiting.hidden = !(livePanel && st === 'waiting');
       el.active.hidden = !(livePanel && st === 'active');
       el.ended.hidden = !endedPanel;
@@ -1002,10 +1011,9 @@
       el['session-id'].textContent = formatId(S.id);
       var name = S.agent || 'The agent';
       var writeMode = livePanel && st === 'active' && S.mode === 'write';
-      el['active-msg'].textContent = !S.agentPresent
-        ? name + "'s viewer is reconnecting\u2026"
-        : writeMode ? name + ' can click and type on this page.' : name + ' can see this page and your pointer.';
+      el['active-msg'].textContent = name + ' can see this page and your pointer.';
       el['stop-control'].hidden = !writeMode;
+      el.legend.hidden = !(rules.mask || rules.block);
       el.exit.hidden = !livePanel;
       el.close.hidden = livePanel || !(endedPanel || errorText);
       el['end-reason'].textContent = reasonText(S.reason);
@@ -1014,7 +1022,8 @@
       el.dot.className = 'dot' + (st === 'active' && S.agentPresent ? ' on' : st === 'ended' || !livePanel ? ' off' : '');
       el.banner.hidden = !(livePanel && st === 'active');
       el.banner.className = 'banner' + (writeMode ? ' write' : '');
-      el['banner-text'].textContent = writeMode ? name + ' is controlling this page' : name + ' is viewing this page';
+      el['banner-text'].textContent = !S.agentPresent ? name + '\u2019s viewer is reconnecting\u2026'
+        : writeMode ? name + ' is controlling this page' : name + ' is viewing this page';
       if (!livePanel) {
         el.consent.hidden = true;
         el.pointer.hidden = true;
@@ -1162,6 +1171,7 @@
         rules.disable = validSelectors(m.disable);
         sendSnapshot();
         scheduleCues();
+        render();
         break;
       case 'agent':
         S.agent = typeof m.name === 'string' && m.name ? m.name : 'Agent';

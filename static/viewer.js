@@ -320,9 +320,19 @@
       renderStatus();
     }
     var head = DENIED[m.action] || 'Action refused.';
-    var reason = typeof m.reason === 'string' && m.reason ? ' ' + sentence(m.reason) : '';
+    var code = typeof m.reason === 'string' ? m.reason : '';
+    var reason = code ? ' ' + (DENY_REASONS[code] || sentence(code)) : '';
     toast(head + reason, 'warn');
   }
+
+  var DENY_REASONS = {
+    disabled: 'This control is disabled for agents: only the customer can use it.',
+    blocked: 'This part of the page is hidden from you.',
+    masked: 'This field is hidden from you, so you cannot type in it.',
+    pointer_mode: 'You are in pointer mode: request control first.',
+    session_not_active: 'The session is not active.',
+    unknown_target: 'That element is no longer on the customer\u2019s page.'
+  };
 
   function sentence(s) {
     var t = String(s).replace(/_/g, ' ').trim();
@@ -749,6 +759,16 @@
     if (id !== undefined) send({ t: 'click', id: id });
   });
 
+  // Disabled controls (the rewrite sets `disabled`) never get `click`, but do
+  // get `pointerdown`: forward the attempt so the server answers with a reason.
+  var onPointerDown = guard(function (e) {
+    if (state !== 'active' || ended || mode !== 'write' || e.button !== 0) return;
+    var t = e.target;
+    if (!t || !t.closest || !t.closest(':disabled')) return;
+    var id = idFor(t);
+    if (id !== undefined) send({ t: 'click', id: id });
+  });
+
   var onBeforeInput = guard(function (e) {
     var t = e.target;
     if (mode !== 'write' || state !== 'active') {
@@ -830,6 +850,7 @@
     doc.addEventListener('mousemove', onMove, true);
     doc.addEventListener('click', onClick, true);
     doc.addEventListener('auxclick', onClick, true);
+    doc.addEventListener('pointerdown', onPointerDown, true);
     doc.addEventListener('beforeinput', onBeforeInput, true);
     doc.addEventListener('input', onInput, true);
     doc.addEventListener('change', onInput, true);

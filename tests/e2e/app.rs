@@ -24,8 +24,16 @@ impl TestApp {
 
     /// Create a user (`role` is "agent" or "admin").
     pub async fn add_user(&self, name: &str, role: &str, password: &str) {
-        let role = if role == "admin" { Role::Admin } else { Role::Agent };
-        self.state.store.create_user(name, role, password).await.unwrap();
+        let role = if role == "admin" {
+            Role::Admin
+        } else {
+            Role::Agent
+        };
+        self.state
+            .store
+            .create_user(name, role, password)
+            .await
+            .unwrap();
     }
 }
 

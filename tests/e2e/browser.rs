@@ -68,7 +68,10 @@ impl Driver {
         };
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start listening on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start listening on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         driver
@@ -135,12 +138,17 @@ impl Browser {
             .execute(script, vec![])
             .await
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"));
-        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("unexpected script result {v}: {e}"))
+        serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("unexpected script result {v}: {e}"))
     }
 
     /// Like [`Browser::eval`] but errors become `Err` (for use inside `wait_for!`).
     pub async fn try_eval<T: DeserializeOwned>(&self, script: &str) -> Result<T, String> {
-        let v = self.client.execute(script, vec![]).await.map_err(|e| e.to_string())?;
+        let v = self
+            .client
+            .execute(script, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
         serde_json::from_value(v.clone()).map_err(|e| format!("{v}: {e}"))
     }
 
@@ -151,7 +159,8 @@ impl Browser {
             .execute_async(script, vec![])
             .await
             .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"));
-        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("unexpected script result {v}: {e}"))
+        serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("unexpected script result {v}: {e}"))
     }
 
     /// Close the browser session (best effort; the driver kills it anyway).

@@ -31,7 +31,9 @@ pub struct Stage {
 impl Stage {
     /// Server, agent account, both browsers; the agent is logged in on `/agent`.
     pub async fn new() -> Stage {
-        let gate = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let gate = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let app = super::app::spawn_app().await;
         app.add_user(AGENT_NAME, "agent", AGENT_PASSWORD).await;
         let base = app.base_url();
@@ -53,26 +55,58 @@ impl Stage {
 
     async fn log_in_agent(&self) {
         let c = &self.agent.client;
-        c.goto(&format!("{}/login?next=/agent", self.base)).await.unwrap();
-        c.find(Locator::Id("name")).await.unwrap().send_keys(AGENT_NAME).await.unwrap();
-        c.find(Locator::Id("password")).await.unwrap().send_keys(AGENT_PASSWORD).await.unwrap();
-        c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+        c.goto(&format!("{}/login?next=/agent", self.base))
+            .await
+            .unwrap();
+        c.find(Locator::Id("name"))
+            .await
+            .unwrap()
+            .send_keys(AGENT_NAME)
+            .await
+            .unwrap();
+        c.find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(AGENT_PASSWORD)
+            .await
+            .unwrap();
+        c.find(Locator::Css("form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_for!("the agent viewer after login", {
             let ok: bool = self
                 .agent
                 .try_eval("return location.pathname === '/agent' && !!document.getElementById('join-form');")
                 .await?;
-            if ok { Ok(()) } else { Err("not on /agent yet".into()) }
+            if ok {
+                Ok(())
+            } else {
+                Err("not on /agent yet".into())
+            }
         });
     }
 
     /// The customer opens `path` and starts a session through the JS API;
     /// the agent joins it; returns the nine-digit ID.
     pub async fn start_and_join(&self, path: &str) -> String {
-        self.customer.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+        self.customer
+            .client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
         wait_for!("the snippet on the customer's page", {
-            let ok: bool = self.customer.try_eval("return !!(window.cobrowse && window.cobrowse.start);").await?;
-            if ok { Ok(()) } else { Err("no window.cobrowse".into()) }
+            let ok: bool = self
+                .customer
+                .try_eval("return !!(window.cobrowse && window.cobrowse.start);")
+                .await?;
+            if ok {
+                Ok(())
+            } else {
+                Err("no window.cobrowse".into())
+            }
         });
         let started: Value = self
             .customer
@@ -85,44 +119,91 @@ impl Stage {
             .as_str()
             .unwrap_or_else(|| panic!("start() failed: {started}"))
             .to_string();
-        assert!(id.len() == 9 && id.bytes().all(|b| b.is_ascii_digit()), "session id {id:?}");
+        assert!(
+            id.len() == 9 && id.bytes().all(|b| b.is_ascii_digit()),
+            "session id {id:?}"
+        );
         // The widget shows the same ID to read out.
         let shown: String = self
             .customer
             .eval(
                 "return document.querySelector('[data-cobrowse-widget]').shadowRoot\
-                 .querySelector('[data-role=\"session-id\"]').textContent;")
+                 .querySelector('[data-role=\"session-id\"]').textContent;",
+            )
             .await;
         assert_eq!(shown.replace(' ', ""), id);
 
-        let input = self.agent.client.find(Locator::Id("session-id")).await.unwrap();
+        let input = self
+            .agent
+            .client
+            .find(Locator::Id("session-id"))
+            .await
+            .unwrap();
         input.send_keys(&id).await.unwrap();
-        self.agent.client.find(Locator::Id("join-button")).await.unwrap().click().await.unwrap();
+        self.agent
+            .client
+            .find(Locator::Id("join-button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         wait_for!("the viewer to be live", {
             let st: String = self
                 .agent
                 .try_eval("return document.getElementById('state-pill').dataset.state;")
                 .await?;
-            if st == "active" { Ok(()) } else { Err(st) }
+            if st == "active" {
+                Ok(())
+            } else {
+                Err(st)
+            }
         });
         wait_for!("the replica of the customer's page", {
             let ok: bool = self
                 .agent
-                .try_eval(&format!("{REPLICA} return !!(d && d.body && d.body.childElementCount);"))
+                .try_eval(&format!(
+                    "{REPLICA} return !!(d && d.body && d.body.childElementCount);"
+                ))
                 .await?;
-            if ok { Ok(()) } else { Err("empty replica".into()) }
+            if ok {
+                Ok(())
+            } else {
+                Err("empty replica".into())
+            }
         });
         wait_for!("the customer to learn the agent joined", {
-            let v: Value = self.customer.try_eval("return window.cobrowse.session();").await?;
-            if v["state"] == "active" { Ok(()) } else { Err(v.to_string()) }
+            let v: Value = self
+                .customer
+                .try_eval("return window.cobrowse.session();")
+                .await?;
+            if v["state"] == "active" {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
         });
         id
     }
 
-    /// The customer types into a field of their page (real key events).
-    pub async fn customer_types(&self, css: &str, text: &str) {
+    /// The customer clicks an element of their page (a real click). It is
+    /// centred first: WebDriver would scroll it under the demo's sticky header
+    /// or the widget's panel.
+    pub async fn customer_click(&self, css: &str) -> fantoccini::elements::Element {
+        self.customer
+            .eval::<Value>(&format!(
+                "document.querySelector({}).scrollIntoView({{ block: 'center' }});",
+                serde_json::to_string(css).unwrap()
+            ))
+            .await;
         let el = self.customer.client.find(Locator::Css(css)).await.unwrap();
         el.click().await.unwrap();
+        el
+    }
+
+    /// The customer types into a field of their page (real key events).
+    pub async fn customer_types(&self, css: &str, text: &str) {
+        let el = self.customer_click(css).await;
         el.send_keys(text).await.unwrap();
     }
 
@@ -136,7 +217,12 @@ impl Stage {
             .unwrap();
         let root = host.shadow_root().await.unwrap();
         let sel = format!("[data-role=\"{role}\"]");
-        root.find(Locator::Css(&sel)).await.unwrap().click().await.unwrap();
+        root.find(Locator::Css(&sel))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Wait for the consent dialog on the customer's page and press Allow or Refuse.
@@ -149,7 +235,11 @@ impl Stage {
                      .querySelector('[data-role=\"consent\"]').hidden;",
                 )
                 .await?;
-            if !hidden { Ok(()) } else { Err("dialog hidden".into()) }
+            if !hidden {
+                Ok(())
+            } else {
+                Err("dialog hidden".into())
+            }
         });
         self.widget_click(role).await;
     }
@@ -166,7 +256,10 @@ impl Stage {
 
     /// One field of `window.cobrowse.session()` on the customer's page.
     pub async fn customer_session_field(&self, field: &str) -> String {
-        let v: Value = self.customer.eval("return window.cobrowse.session();").await;
+        let v: Value = self
+            .customer
+            .eval("return window.cobrowse.session();")
+            .await;
         v[field].as_str().unwrap_or_default().to_string()
     }
 
