@@ -13,10 +13,7 @@ pub enum Verdict {
     /// Forward this message to the customer.
     Forward(ToCustomer),
     /// Refuse, answering the agent with `denied {action, reason}`.
-    Deny {
-        action: &'static str,
-        reason: String,
-    },
+    Deny { action: &'static str, reason: String },
 }
 
 /// Check an agent action (click, input, key, scroll). Pointer, control and end

@@ -147,8 +147,7 @@ pub enum RuleError {
 impl RulePack {
     /// Parse a YAML rule pack (structure only; see [`CompiledRules::compile`]).
     pub fn from_yaml(text: &str) -> Result<RulePack, RuleError> {
-        let pack: RulePack =
-            serde_norway::from_str(text).map_err(|e| RuleError::Yaml(e.to_string()))?;
+        let pack: RulePack = serde_norway::from_str(text).map_err(|e| RuleError::Yaml(e.to_string()))?;
         if pack.version != 1 {
             return Err(RuleError::Version(pack.version));
         }

@@ -86,12 +86,7 @@ impl Store {
     }
 
     /// Record an event (mode change, presence, ...).
-    pub async fn history_event(
-        &self,
-        history_id: i64,
-        kind: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn history_event(&self, history_id: i64, kind: &str, detail: &str) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO session_events (history_id, kind, detail) VALUES (?, ?, ?)")
             .bind(history_id)
             .bind(kind)
@@ -102,12 +97,7 @@ impl Store {
     }
 
     /// Record the end of a session with its reason and counters.
-    pub async fn history_end(
-        &self,
-        history_id: i64,
-        reason: &str,
-        counts: EndCounts,
-    ) -> Result<(), StoreError> {
+    pub async fn history_end(&self, history_id: i64, reason: &str, counts: EndCounts) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE session_history SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), end_reason = ?,
                masked_count = ?, blocked_count = ?, denied_count = ? WHERE id = ?",
@@ -148,12 +138,12 @@ impl Store {
 
     /// The events of one history row, oldest first.
     pub async fn history_events(&self, history_id: i64) -> Result<Vec<HistoryEvent>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT at, kind, detail FROM session_events WHERE history_id = ? ORDER BY id",
+        Ok(
+            sqlx::query_as("SELECT at, kind, detail FROM session_events WHERE history_id = ? ORDER BY id")
+                .bind(history_id)
+                .fetch_all(self.pool())
+                .await?,
         )
-        .bind(history_id)
-        .fetch_all(self.pool())
-        .await?)
     }
 
     /// Append to the audit log.

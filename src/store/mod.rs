@@ -112,10 +112,9 @@ impl Store {
     pub async fn bootstrap(&self, public_url: &str) -> Result<Bootstrap, StoreError> {
         let mut out = Bootstrap::default();
         let own_origin = normalize_origin(public_url)?;
-        let done: Option<(String,)> =
-            sqlx::query_as("SELECT value FROM meta WHERE key = 'bootstrapped'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let done: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = 'bootstrapped'")
+            .fetch_optional(&self.pool)
+            .await?;
         if done.is_none() {
             if self.user_by_name("admin").await?.is_none() {
                 let password = random_password();
