@@ -7,7 +7,7 @@ use super::browser::{Browser, Driver};
 use crate::wait_for;
 use fantoccini::Locator;
 use serde_json::Value;
-use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Script prefix binding `d` to the replica document in the agent viewer.
 pub const REPLICA: &str = "var d = document.getElementById('replica').contentDocument;";
@@ -17,7 +17,8 @@ pub const AGENT_NAME: &str = "Ana";
 const AGENT_PASSWORD: &str = "correct-horse-battery";
 
 /// Browser tests run one at a time: each starts two Chromium processes.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// (A tokio mutex: it is held across awaits and works across test runtimes.)
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 pub struct Stage {
     pub customer: Browser,
@@ -31,9 +32,7 @@ pub struct Stage {
 impl Stage {
     /// Server, agent account, both browsers; the agent is logged in on `/agent`.
     pub async fn new() -> Stage {
-        let gate = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let gate = ONE_AT_A_TIME.lock().await;
         let app = super::app::spawn_app().await;
         app.add_user(AGENT_NAME, "agent", AGENT_PASSWORD).await;
         let base = app.base_url();
