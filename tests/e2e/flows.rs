@@ -445,39 +445,45 @@ async fn customer_sees_which_fields_are_hidden_from_the_agent() {
     s.finish().await;
 }
 
-/// Not a behaviour test: renders the agent viewer on the demo checkout and
-/// checks the PNG; with `COBROWSE_SCREENSHOT=1` it also writes
-/// `docs/agent-viewer.png` (the README's screenshot).
+/// Renders the agent viewer on the demo checkout (a filled-in form, the
+/// customer's pointer) and checks the PNG; with `COBROWSE_SCREENSHOT=1` it
+/// also writes `docs/agent-viewer.png`, the README's screenshot.
 #[tokio::test]
 async fn agent_viewer_screenshot_of_the_demo_checkout() {
-    let s = Stage::new().await;
+    let s = Stage::with_windows((1280, 900), (1600, 1060)).await;
     s.start_and_join("/demo/checkout").await;
     s.customer_types("#name", "Kari Nordmann").await;
     s.customer_types("#email", "kari@example.com").await;
     s.customer_types("#address", "Storgata 1").await;
+    s.customer_types("#city", "Oslo").await;
+    s.customer_types("#postcode", "0150").await;
+    s.customer_types("#card-number", "4111 1111 1111 1111").await;
+    s.customer_types("#card-expiry", "09 / 29").await;
     s.customer_types("#password", "correct horse").await;
     s.customer
+        .eval::<Value>("document.getElementById('city').scrollIntoView({ block: 'start' }); window.scrollBy(0, -90);")
+        .await;
+    s.customer
         .client
-        .perform_actions(
-            MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
-                duration: None,
-                x: 520.0,
-                y: 470.0,
-            }),
-        )
+        .perform_actions(MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+            duration: None,
+            x: 720.0,
+            y: 410.0,
+        }))
         .await
         .unwrap();
-    wait_for!("the customer's pointer and typing in the viewer", {
-        let (hidden, v): (bool, String) = s
+    wait_for!("the customer's pointer, scroll and typing in the viewer", {
+        let (hidden, v, y): (bool, String, f64) = s
             .agent
             .try_eval(&format!(
-                "{REPLICA} return [document.getElementById('customer-pointer').hidden, d.getElementById('address').value];"
+                "{REPLICA} return [document.getElementById('customer-pointer').hidden, \
+                 d.getElementById('password').value, d.defaultView.scrollY];"
             ))
             .await?;
-        if !hidden && v == "Storgata 1" {
+        if !hidden && v.chars().count() == 13 && y > 0.0 {
             Ok(())
         } else {
-            Err(format!("{hidden} {v}"))
+            Err(format!("{hidden} {v} {y}"))
         }
     });
     let png = s.agent.client.screenshot().await.unwrap();

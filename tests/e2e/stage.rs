@@ -31,15 +31,20 @@ pub struct Stage {
 
 impl Stage {
     /// Server, agent account, both browsers; the agent is logged in on `/agent`.
+    /// Window sizes are chosen so the replica is shown at 100% in the viewer.
     pub async fn new() -> Stage {
+        Stage::with_windows((1100, 800), (1500, 1000)).await
+    }
+
+    /// Like [`Stage::new`] with explicit (width, height) browser windows.
+    pub async fn with_windows(customer: (u32, u32), agent: (u32, u32)) -> Stage {
         let gate = ONE_AT_A_TIME.lock().await;
         let app = super::app::spawn_app().await;
         app.add_user(AGENT_NAME, "agent", AGENT_PASSWORD).await;
         let base = app.base_url();
         let driver = Driver::start();
-        // Sizes chosen so the replica is shown at 100% (no scaling) in the viewer.
-        let customer = Browser::launch(&driver, 1100, 800).await;
-        let agent = Browser::launch(&driver, 1500, 1000).await;
+        let customer = Browser::launch(&driver, customer.0, customer.1).await;
+        let agent = Browser::launch(&driver, agent.0, agent.1).await;
         let stage = Stage {
             customer,
             agent,
