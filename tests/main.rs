@@ -1,3 +1,7 @@
-//! The integration test binary: one module per topic.
+//! The one integration test binary: a real server on an ephemeral port, real
+//! SQLite, real WebSocket and HTTP clients. Modules by topic.
 
+mod api;
+mod common;
 mod e2e;
+mod relay;

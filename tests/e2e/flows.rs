@@ -237,7 +237,45 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
         }
     });
 
-    // Submitting is disabled for the agent by the default rules: denied with a reason.
+    s.finish().await;
+}
+
+/// Issue 3: the default rules disable every submit control for the agent.
+/// Needs the rewrite engine's policy (`Rewriter::restriction`).
+#[tokio::test]
+async fn agent_click_on_submit_is_denied_and_the_customer_can_submit() {
+    let s = Stage::new().await;
+    s.start_and_join("/demo/checkout").await;
+    s.agent
+        .client
+        .find(Locator::Id("control-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.customer_answers_consent("allow").await;
+    wait_for!("write mode in the viewer", {
+        let m = s.agent_mode_try().await?;
+        if m == "write" {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+    // The rewritten replica shows the button disabled for the agent.
+    let marked: bool = s
+        .agent
+        .eval(&format!(
+            "{REPLICA} return d.getElementById('pay').hasAttribute('data-cobrowse-disabled');"
+        ))
+        .await;
+    assert!(
+        marked,
+        "the submit button is marked disabled in the replica"
+    );
+    let frame = s.agent.client.find(Locator::Id("replica")).await.unwrap();
+    frame.enter_frame().await.unwrap();
     s.agent
         .client
         .find(Locator::Id("pay"))
@@ -252,7 +290,7 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
             .agent
             .try_eval("return document.getElementById('toasts').textContent;")
             .await?;
-        if t.contains("That click was not performed") {
+        if t.contains("That click was not performed") && t.contains("disabled for agents") {
             Ok(())
         } else {
             Err(t)
@@ -457,7 +495,8 @@ async fn agent_viewer_screenshot_of_the_demo_checkout() {
     s.customer_types("#address", "Storgata 1").await;
     s.customer_types("#city", "Oslo").await;
     s.customer_types("#postcode", "0150").await;
-    s.customer_types("#card-number", "4111 1111 1111 1111").await;
+    s.customer_types("#card-number", "4111 1111 1111 1111")
+        .await;
     s.customer_types("#card-expiry", "09 / 29").await;
     s.customer_types("#password", "correct horse").await;
     s.customer
@@ -465,11 +504,13 @@ async fn agent_viewer_screenshot_of_the_demo_checkout() {
         .await;
     s.customer
         .client
-        .perform_actions(MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
-            duration: None,
-            x: 720.0,
-            y: 410.0,
-        }))
+        .perform_actions(
+            MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+                duration: None,
+                x: 720.0,
+                y: 410.0,
+            }),
+        )
         .await
         .unwrap();
     wait_for!("the customer's pointer, scroll and typing in the viewer", {

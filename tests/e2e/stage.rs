@@ -4,7 +4,9 @@
 //! session from the widget's API, join it from the viewer, answer consent).
 
 use super::browser::{Browser, Driver};
+use crate::common::{spawn_app, TestApp};
 use crate::wait_for;
+use cobrowse::store::Role;
 use fantoccini::Locator;
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
@@ -25,7 +27,7 @@ pub struct Stage {
     pub agent: Browser,
     pub base: String,
     _driver: Driver,
-    _app: super::app::TestApp,
+    _app: TestApp,
     _gate: MutexGuard<'static, ()>,
 }
 
@@ -39,9 +41,13 @@ impl Stage {
     /// Like [`Stage::new`] with explicit (width, height) browser windows.
     pub async fn with_windows(customer: (u32, u32), agent: (u32, u32)) -> Stage {
         let gate = ONE_AT_A_TIME.lock().await;
-        let app = super::app::spawn_app().await;
-        app.add_user(AGENT_NAME, "agent", AGENT_PASSWORD).await;
-        let base = app.base_url();
+        let app = spawn_app().await;
+        app.state
+            .store
+            .create_user(AGENT_NAME, Role::Agent, AGENT_PASSWORD)
+            .await
+            .unwrap();
+        let base = app.base.clone();
         let driver = Driver::start();
         let customer = Browser::launch(&driver, customer.0, customer.1).await;
         let agent = Browser::launch(&driver, agent.0, agent.1).await;
