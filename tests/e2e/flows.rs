@@ -304,6 +304,7 @@ async fn agent_click_on_submit_is_denied_and_the_customer_can_submit() {
 
     // The customer can always submit; the session follows to the next page.
     s.customer_types("#name", "Kari Nordmann").await;
+    s.customer_types("#email", "kari@example.com").await;
     s.customer_types("#address", "Storgata 1").await;
     s.customer_click("#pay").await;
     wait_for!("the confirmation page in the replica", {
