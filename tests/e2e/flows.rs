@@ -621,3 +621,61 @@ fn widget_el(role: &str) -> String {
         "var p = document.querySelector('[data-cobrowse-widget]').shadowRoot.querySelector('[data-role=\"{role}\"]');"
     )
 }
+
+/// The join form validates the nine-digit ID locally and shows the server's
+/// refusal for an ID that is not a live session.
+#[tokio::test]
+async fn viewer_rejects_malformed_and_unknown_session_ids() {
+    let s = Stage::new().await;
+    let c = &s.agent.client;
+    let input = c.find(Locator::Id("session-id")).await.unwrap();
+    input.send_keys("12345").await.unwrap();
+    c.find(Locator::Id("join-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let (hidden, text, invalid): (bool, String, Option<String>) = s
+        .agent
+        .eval(
+            "var e = document.getElementById('join-error'); \
+             return [e.hidden, e.textContent, document.getElementById('session-id').getAttribute('aria-invalid')];",
+        )
+        .await;
+    assert!(!hidden);
+    assert!(text.contains("nine-digit"), "{text}");
+    assert_eq!(invalid.as_deref(), Some("true"));
+
+    // Well-formed but no such session: the server refuses and the form says so.
+    input.clear().await.unwrap();
+    input.send_keys("000 000 001").await.unwrap();
+    c.find(Locator::Id("join-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown: String = wait_for!("the refusal on the join form", {
+        let (hidden, t): (bool, String) = s
+            .agent
+            .try_eval(
+                "var e = document.getElementById('join-error'); return [e.hidden, e.textContent];",
+            )
+            .await?;
+        if !hidden && !t.contains("nine-digit") && !t.is_empty() {
+            Ok(t)
+        } else {
+            Err(format!("{hidden} {t}"))
+        }
+    });
+    let join_visible: bool = s
+        .agent
+        .eval("return !document.getElementById('join').hidden;")
+        .await;
+    assert!(
+        join_visible,
+        "back on the join form after a refusal: {shown}"
+    );
+    s.finish().await;
+}
