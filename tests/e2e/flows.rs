@@ -669,6 +669,7 @@ async fn viewer_rejects_malformed_and_unknown_session_ids() {
             Err(format!("{hidden} {t}"))
         }
     });
+    assert!(shown.contains("no live co-browse session"), "{shown}");
     let join_visible: bool = s
         .agent
         .eval("return !document.getElementById('join').hidden;")
