@@ -237,6 +237,29 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
         }
     });
 
+    s.agent.client.enter_parent_frame().await.unwrap();
+
+    // The customer can revoke control at any time from the banner.
+    s.widget_click("stop-control").await;
+    wait_for!("pointer mode after the customer revoked control", {
+        let m = s.agent_mode_try().await?;
+        if m == "pointer" {
+            Ok(())
+        } else {
+            Err(m)
+        }
+    });
+    wait_for!("the customer's own state to follow", {
+        let v: Value = s
+            .customer
+            .try_eval("return window.cobrowse.session();")
+            .await?;
+        if v["mode"] == "pointer" {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
     s.finish().await;
 }
 
