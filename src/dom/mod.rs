@@ -1,1 +1,695 @@
-//! dom (skeleton)
+//! The mirror: a server-side copy of one customer document as an arena of
+//! nodes keyed by the snippet's node ids, with parent/child/sibling links.
+//!
+//! This module owns the tree structure and the primitive mutations (insert,
+//! remove, attribute, text, value) with their validation. It knows nothing
+//! about rules or masking: selector matching lives in [`select`], HTML import
+//! and serialisation in [`html`], and the engine's per-node annotations
+//! ([`Meta`]) are opaque bits that only the rewrite engine interprets.
+
+pub mod html;
+pub mod select;
+
+use crate::protocol::{Limits, Node, NodeId};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeMap;
+
+/// Index of a node in the arena (not a wire id).
+pub type Slot = u32;
+
+/// Why a node tree or a mutation cannot be applied to the mirror.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomError {
+    /// An op names a node id the mirror does not have.
+    #[error("unknown node id {0}")]
+    UnknownNode(NodeId),
+    /// A node id is used twice in the document.
+    #[error("duplicate node id {0}")]
+    DuplicateNode(NodeId),
+    /// An op is structurally impossible (e.g. insert under a text node).
+    #[error("invalid op: {0}")]
+    InvalidOp(String),
+    /// The document would exceed the configured limits.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+}
+
+/// The namespace of an element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ns {
+    Html,
+    Svg,
+    Math,
+}
+
+impl Ns {
+    /// The namespace URL, as selectors see it.
+    pub fn url(self) -> &'static str {
+        match self {
+            Ns::Html => "http://www.w3.org/1999/xhtml",
+            Ns::Svg => "http://www.w3.org/2000/svg",
+            Ns::Math => "http://www.w3.org/1998/Math/MathML",
+        }
+    }
+
+    /// The wire name (`None` for HTML).
+    pub fn wire(self) -> Option<&'static str> {
+        match self {
+            Ns::Html => None,
+            Ns::Svg => Some("svg"),
+            Ns::Math => Some("math"),
+        }
+    }
+
+    fn from_wire(ns: Option<&str>) -> Result<Ns, DomError> {
+        match ns {
+            None | Some("") | Some("html") => Ok(Ns::Html),
+            Some("svg") => Ok(Ns::Svg),
+            Some("math") => Ok(Ns::Math),
+            Some(other) => Err(DomError::InvalidOp(format!("unknown namespace `{other}`"))),
+        }
+    }
+}
+
+/// Element data: name, attributes and live form state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElementData {
+    /// Local name; lowercased for HTML elements.
+    pub tag: String,
+    pub ns: Ns,
+    pub attrs: BTreeMap<String, String>,
+    /// Live value of a form control (may differ from the attribute).
+    pub value: Option<String>,
+    /// Live checked state of a checkbox/radio.
+    pub checked: Option<bool>,
+    /// Sticky: this element was an `<input type=password>` at some point.
+    pub was_password: bool,
+}
+
+impl ElementData {
+    /// The value of an attribute.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).map(String::as_str)
+    }
+
+    /// Whether this is the HTML element `tag`.
+    pub fn is_html(&self, tag: &str) -> bool {
+        self.ns == Ns::Html && self.tag == tag
+    }
+
+    fn note_password(&mut self) {
+        if self.is_html("input")
+            && self
+                .attr("type")
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("password"))
+        {
+            self.was_password = true;
+        }
+    }
+}
+
+/// What a node is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Document,
+    Doctype(String),
+    Element(ElementData),
+    Text(String),
+    Comment(String),
+}
+
+/// Per-node annotations owned by the rewrite engine (opaque here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Bits of rules matching this element itself.
+    pub own: u8,
+    /// Effective (inherited) restriction bits.
+    pub eff: u8,
+    /// Scratch epoch mark used during one update.
+    pub mark: u32,
+    /// Scratch epoch mark for "changed in this update".
+    pub changed: u32,
+    /// Epoch in which the node was created.
+    pub born: u32,
+}
+
+/// One node of the arena.
+#[derive(Debug, Clone)]
+pub struct NodeData {
+    pub id: NodeId,
+    pub parent: Option<Slot>,
+    pub first_child: Option<Slot>,
+    pub last_child: Option<Slot>,
+    pub prev: Option<Slot>,
+    pub next: Option<Slot>,
+    pub kind: Kind,
+    pub meta: Meta,
+}
+
+impl NodeData {
+    /// Element data, if this node is an element.
+    pub fn element(&self) -> Option<&ElementData> {
+        match &self.kind {
+            Kind::Element(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The mirror document.
+#[derive(Debug, Clone, Default)]
+pub struct Dom {
+    nodes: Vec<Option<NodeData>>,
+    index: FxHashMap<NodeId, Slot>,
+    free: Vec<Slot>,
+    root: Option<Slot>,
+    /// Epoch stamped into `Meta::born` of nodes created now.
+    pub epoch: u32,
+}
+
+impl Dom {
+    /// Build a mirror from a wire node tree, checking ids and limits.
+    pub fn from_node(root: &Node, limits: &Limits) -> Result<Dom, DomError> {
+        let mut dom = Dom::default();
+        check_new_tree(root, &dom, limits, 1)?;
+        let slot = dom.build(root, None);
+        dom.root = Some(slot);
+        Ok(dom)
+    }
+
+    /// The root node (document), if any.
+    pub fn root(&self) -> Option<Slot> {
+        self.root
+    }
+
+    /// Number of live nodes.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the mirror holds no node.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The slot of a wire id.
+    pub fn slot(&self, id: NodeId) -> Option<Slot> {
+        self.index.get(&id).copied()
+    }
+
+    /// The node in a slot. Slots handed out by this mirror are always valid
+    /// until the node is removed.
+    pub fn node(&self, slot: Slot) -> &NodeData {
+        match self.nodes.get(slot as usize) {
+            Some(Some(n)) => n,
+            _ => panic_free_missing(),
+        }
+    }
+
+    /// Mutable access to a node.
+    pub fn node_mut(&mut self, slot: Slot) -> &mut NodeData {
+        match self.nodes.get_mut(slot as usize) {
+            Some(Some(n)) => n,
+            _ => panic_free_missing(),
+        }
+    }
+
+    /// Element data of a slot, if an element.
+    pub fn element(&self, slot: Slot) -> Option<&ElementData> {
+        self.node(slot).element()
+    }
+
+    /// Parent slot.
+    pub fn parent(&self, slot: Slot) -> Option<Slot> {
+        self.node(slot).parent
+    }
+
+    /// Iterate the children of a node.
+    pub fn children(&self, slot: Slot) -> Children<'_> {
+        Children {
+            dom: self,
+            next: self.node(slot).first_child,
+        }
+    }
+
+    /// Depth of a node (root = 0).
+    pub fn depth(&self, slot: Slot) -> usize {
+        let mut d = 0;
+        let mut cur = self.node(slot).parent;
+        while let Some(p) = cur {
+            d += 1;
+            cur = self.node(p).parent;
+        }
+        d
+    }
+
+    /// Pre-order list of the slots of a subtree (including `slot`).
+    pub fn subtree(&self, slot: Slot) -> Vec<Slot> {
+        let mut out = Vec::new();
+        self.for_each_in_subtree(slot, |s| out.push(s));
+        out
+    }
+
+    /// Visit every node of a subtree in pre-order without allocating a list.
+    pub fn for_each_in_subtree(&self, slot: Slot, mut f: impl FnMut(Slot)) {
+        let mut cur = Some(slot);
+        while let Some(s) = cur {
+            f(s);
+            let n = self.node(s);
+            if let Some(c) = n.first_child {
+                cur = Some(c);
+                continue;
+            }
+            // climb until a next sibling exists, without leaving the subtree
+            let mut up = s;
+            cur = None;
+            while up != slot {
+                let un = self.node(up);
+                if let Some(nx) = un.next {
+                    cur = Some(nx);
+                    break;
+                }
+                match un.parent {
+                    Some(p) => up = p,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Whether `anc` is `slot` or one of its ancestors.
+    pub fn is_inclusive_ancestor(&self, anc: Slot, slot: Slot) -> bool {
+        let mut cur = Some(slot);
+        while let Some(s) = cur {
+            if s == anc {
+                return true;
+            }
+            cur = self.node(s).parent;
+        }
+        false
+    }
+
+    fn alloc(&mut self, data: NodeData) -> Slot {
+        let id = data.id;
+        let slot = if let Some(s) = self.free.pop() {
+            self.nodes[s as usize] = Some(data);
+            s
+        } else {
+            self.nodes.push(Some(data));
+            (self.nodes.len() - 1) as Slot
+        };
+        self.index.insert(id, slot);
+        slot
+    }
+
+    /// Build a (pre-validated) wire tree into the arena; returns its slot.
+    fn build(&mut self, node: &Node, parent: Option<Slot>) -> Slot {
+        let kind = match node {
+            Node::Document { .. } => Kind::Document,
+            Node::Doctype { name, .. } => Kind::Doctype(name.clone()),
+            Node::Element {
+                tag,
+                ns,
+                attrs,
+                value,
+                checked,
+                ..
+            } => {
+                let ns = Ns::from_wire(ns.as_deref()).unwrap_or(Ns::Html);
+                let tag = if ns == Ns::Html {
+                    tag.to_ascii_lowercase()
+                } else {
+                    tag.clone()
+                };
+                let mut e = ElementData {
+                    tag,
+                    ns,
+                    attrs: attrs.clone(),
+                    value: value.clone(),
+                    checked: *checked,
+                    was_password: false,
+                };
+                e.note_password();
+                Kind::Element(e)
+            }
+            Node::Text { text, .. } => Kind::Text(text.clone()),
+            Node::Comment { text, .. } => Kind::Comment(text.clone()),
+        };
+        let slot = self.alloc(NodeData {
+            id: node.id(),
+            parent,
+            first_child: None,
+            last_child: None,
+            prev: None,
+            next: None,
+            kind,
+            meta: Meta {
+                born: self.epoch,
+                ..Meta::default()
+            },
+        });
+        // iterative over children to bound recursion by the validated depth
+        for child in node.children() {
+            let c = self.build(child, Some(slot));
+            self.link_last(slot, c);
+        }
+        slot
+    }
+
+    fn link_last(&mut self, parent: Slot, child: Slot) {
+        let last = self.node(parent).last_child;
+        {
+            let c = self.node_mut(child);
+            c.parent = Some(parent);
+            c.prev = last;
+            c.next = None;
+        }
+        match last {
+            Some(l) => self.node_mut(l).next = Some(child),
+            None => self.node_mut(parent).first_child = Some(child),
+        }
+        self.node_mut(parent).last_child = Some(child);
+    }
+
+    fn link_before(&mut self, parent: Slot, child: Slot, before: Slot) {
+        let prev = self.node(before).prev;
+        {
+            let c = self.node_mut(child);
+            c.parent = Some(parent);
+            c.prev = prev;
+            c.next = Some(before);
+        }
+        self.node_mut(before).prev = Some(child);
+        match prev {
+            Some(p) => self.node_mut(p).next = Some(child),
+            None => self.node_mut(parent).first_child = Some(child),
+        }
+    }
+
+    fn unlink(&mut self, slot: Slot) {
+        let (parent, prev, next) = {
+            let n = self.node(slot);
+            (n.parent, n.prev, n.next)
+        };
+        if let Some(p) = prev {
+            self.node_mut(p).next = next;
+        } else if let Some(par) = parent {
+            self.node_mut(par).first_child = next;
+        }
+        if let Some(nx) = next {
+            self.node_mut(nx).prev = prev;
+        } else if let Some(par) = parent {
+            self.node_mut(par).last_child = prev;
+        }
+        let n = self.node_mut(slot);
+        n.parent = None;
+        n.prev = None;
+        n.next = None;
+    }
+
+    /// Check that an insert would succeed, without changing anything.
+    pub fn check_insert(
+        &self,
+        parent: NodeId,
+        before: Option<NodeId>,
+        node: &Node,
+        limits: &Limits,
+    ) -> Result<(Slot, Option<Slot>), DomError> {
+        let p = self.slot(parent).ok_or(DomError::UnknownNode(parent))?;
+        match self.node(p).kind {
+            Kind::Document | Kind::Element(_) => {}
+            _ => {
+                return Err(DomError::InvalidOp(format!(
+                    "node {parent} cannot have children"
+                )))
+            }
+        }
+        if matches!(node, Node::Document { .. }) {
+            return Err(DomError::InvalidOp("cannot insert a document node".into()));
+        }
+        let b = match before {
+            Some(b) => {
+                let bs = self.slot(b).ok_or(DomError::UnknownNode(b))?;
+                if self.node(bs).parent != Some(p) {
+                    return Err(DomError::InvalidOp(format!(
+                        "node {b} is not a child of {parent}"
+                    )));
+                }
+                Some(bs)
+            }
+            None => None,
+        };
+        let depth = self.depth(p) + 2;
+        check_new_tree(node, self, limits, depth)?;
+        Ok((p, b))
+    }
+
+    /// Insert a wire subtree under `parent` before `before` (or last).
+    pub fn insert(
+        &mut self,
+        parent: NodeId,
+        before: Option<NodeId>,
+        node: &Node,
+        limits: &Limits,
+    ) -> Result<Slot, DomError> {
+        let (p, b) = self.check_insert(parent, before, node, limits)?;
+        let s = self.build(node, Some(p));
+        match b {
+            Some(b) => self.link_before(p, s, b),
+            None => self.link_last(p, s),
+        }
+        Ok(s)
+    }
+
+    /// Remove a node and its subtree; returns its former parent slot.
+    pub fn remove(&mut self, id: NodeId) -> Result<Slot, DomError> {
+        let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
+        let parent = self
+            .node(s)
+            .parent
+            .ok_or_else(|| DomError::InvalidOp("cannot remove the document root".into()))?;
+        self.unlink(s);
+        for d in self.subtree(s) {
+            let nid = self.node(d).id;
+            self.index.remove(&nid);
+            self.nodes[d as usize] = None;
+            self.free.push(d);
+        }
+        Ok(parent)
+    }
+
+    /// Set or remove an attribute of an element.
+    pub fn set_attr(&mut self, id: NodeId, name: &str, value: Option<&str>) -> Result<Slot, DomError> {
+        let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
+        if name.is_empty() {
+            return Err(DomError::InvalidOp("empty attribute name".into()));
+        }
+        match &mut self.node_mut(s).kind {
+            Kind::Element(e) => {
+                match value {
+                    Some(v) => {
+                        e.attrs.insert(name.to_string(), v.to_string());
+                    }
+                    None => {
+                        e.attrs.remove(name);
+                    }
+                }
+                e.note_password();
+                Ok(s)
+            }
+            _ => Err(DomError::InvalidOp(format!("node {id} is not an element"))),
+        }
+    }
+
+    /// Replace the data of a text or comment node; returns the slot and
+    /// whether the node's emptiness changed.
+    pub fn set_text(&mut self, id: NodeId, text: &str) -> Result<(Slot, bool), DomError> {
+        let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
+        match &mut self.node_mut(s).kind {
+            Kind::Text(t) => {
+                let flipped = t.is_empty() != text.is_empty();
+                *t = text.to_string();
+                Ok((s, flipped))
+            }
+            Kind::Comment(t) => {
+                *t = text.to_string();
+                Ok((s, false))
+            }
+            _ => Err(DomError::InvalidOp(format!(
+                "node {id} is not a text or comment node"
+            ))),
+        }
+    }
+
+    /// Set the live value (and optionally checked state) of an element.
+    pub fn set_value(&mut self, id: NodeId, value: &str, checked: Option<bool>) -> Result<Slot, DomError> {
+        let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
+        match &mut self.node_mut(s).kind {
+            Kind::Element(e) => {
+                e.value = Some(value.to_string());
+                if checked.is_some() {
+                    e.checked = checked;
+                }
+                Ok(s)
+            }
+            _ => Err(DomError::InvalidOp(format!("node {id} is not an element"))),
+        }
+    }
+
+    /// Serialise a subtree back to a wire node (unmodified).
+    pub fn to_node(&self, slot: Slot) -> Node {
+        let n = self.node(slot);
+        let children = || self.children(slot).map(|c| self.to_node(c)).collect();
+        match &n.kind {
+            Kind::Document => Node::Document {
+                id: n.id,
+                children: children(),
+            },
+            Kind::Doctype(name) => Node::Doctype {
+                id: n.id,
+                name: name.clone(),
+            },
+            Kind::Element(e) => Node::Element {
+                id: n.id,
+                tag: e.tag.clone(),
+                ns: e.ns.wire().map(str::to_string),
+                attrs: e.attrs.clone(),
+                children: children(),
+                value: e.value.clone(),
+                checked: e.checked,
+            },
+            Kind::Text(t) => Node::Text {
+                id: n.id,
+                text: t.clone(),
+            },
+            Kind::Comment(t) => Node::Comment {
+                id: n.id,
+                text: t.clone(),
+            },
+        }
+    }
+
+    /// Whether an element has no element children and no non-empty text.
+    pub fn is_empty_element(&self, slot: Slot) -> bool {
+        self.children(slot).all(|c| match &self.node(c).kind {
+            Kind::Element(_) => false,
+            Kind::Text(t) => t.is_empty(),
+            _ => true,
+        })
+    }
+}
+
+/// Iterator over the children of a node.
+pub struct Children<'a> {
+    dom: &'a Dom,
+    next: Option<Slot>,
+}
+
+impl Iterator for Children<'_> {
+    type Item = Slot;
+    fn next(&mut self) -> Option<Slot> {
+        let cur = self.next?;
+        self.next = self.dom.node(cur).next;
+        Some(cur)
+    }
+}
+
+#[cold]
+fn panic_free_missing() -> ! {
+    // Slots are only ever obtained from this arena and are invalidated
+    // exclusively by `remove`, which also drops them from every index; a
+    // dangling slot is a programming error inside the engine, not input.
+    unreachable!("dangling mirror slot")
+}
+
+/// Validate a wire tree about to be added: ids unique (within itself and
+/// against the mirror), node kinds placed legally, depth and size limits.
+fn check_new_tree(root: &Node, dom: &Dom, limits: &Limits, base_depth: usize) -> Result<(), DomError> {
+    let mut seen: FxHashSet<NodeId> = FxHashSet::default();
+    let mut stack: Vec<(&Node, usize, bool)> = vec![(root, base_depth, true)];
+    let mut count = 0usize;
+    while let Some((node, depth, is_root)) = stack.pop() {
+        if depth > limits.max_depth {
+            return Err(DomError::Limit(format!(
+                "document deeper than {} levels",
+                limits.max_depth
+            )));
+        }
+        count += 1;
+        if dom.len() + count > limits.max_nodes {
+            return Err(DomError::Limit(format!(
+                "document larger than {} nodes",
+                limits.max_nodes
+            )));
+        }
+        let id = node.id();
+        if !seen.insert(id) || dom.index.contains_key(&id) {
+            return Err(DomError::DuplicateNode(id));
+        }
+        match node {
+            Node::Document { .. } if !is_root => {
+                return Err(DomError::InvalidOp(format!(
+                    "document node {id} nested inside a tree"
+                )))
+            }
+            Node::Element { ns, tag, .. } => {
+                Ns::from_wire(ns.as_deref())?;
+                if tag.is_empty() {
+                    return Err(DomError::InvalidOp(format!("element {id} has an empty tag")));
+                }
+            }
+            _ => {}
+        }
+        for c in node.children() {
+            stack.push((c, depth + 1, false));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(id: NodeId, tag: &str, children: Vec<Node>) -> Node {
+        Node::Element {
+            id,
+            tag: tag.into(),
+            ns: None,
+            attrs: BTreeMap::new(),
+            children,
+            value: None,
+            checked: None,
+        }
+    }
+
+    #[test]
+    fn insert_remove_keeps_links_and_index_consistent() {
+        let l = Limits::default();
+        let doc = Node::Document {
+            id: 1,
+            children: vec![el(2, "DIV", vec![el(3, "p", vec![]), el(4, "p", vec![])])],
+        };
+        let mut d = Dom::from_node(&doc, &l).unwrap();
+        assert_eq!(d.element(d.slot(2).unwrap()).unwrap().tag, "div");
+        d.insert(2, Some(4), &el(5, "span", vec![]), &l).unwrap();
+        let kids: Vec<NodeId> = d.children(d.slot(2).unwrap()).map(|s| d.node(s).id).collect();
+        assert_eq!(kids, vec![3, 5, 4]);
+        assert_eq!(d.insert(2, None, &el(3, "b", vec![]), &l), Err(DomError::DuplicateNode(3)));
+        assert_eq!(d.insert(3, Some(4), &el(9, "b", vec![]), &l).unwrap_err(), DomError::InvalidOp("node 4 is not a child of 3".into()));
+        d.remove(5).unwrap();
+        assert!(d.slot(5).is_none());
+        let kids: Vec<NodeId> = d.children(d.slot(2).unwrap()).map(|s| d.node(s).id).collect();
+        assert_eq!(kids, vec![3, 4]);
+        assert!(matches!(d.remove(1), Err(DomError::InvalidOp(_))));
+        assert_eq!(d.to_node(d.root().unwrap()), Node::Document { id: 1, children: vec![el(2, "div", vec![el(3, "p", vec![]), el(4, "p", vec![])])] });
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let l = Limits { max_nodes: 3, ..Limits::default() };
+        let doc = Node::Document { id: 1, children: vec![el(2, "div", vec![el(3, "p", vec![])])] };
+        let mut d = Dom::from_node(&doc, &l).unwrap();
+        assert!(matches!(d.insert(2, None, &el(4, "p", vec![]), &l), Err(DomError::Limit(_))));
+    }
+}

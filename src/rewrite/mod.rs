@@ -5,11 +5,40 @@
 //! One [`Rewriter`] per live session. It owns the unmasked mirror; nothing
 //! unmasked leaves it except through [`Rewriter::cue`] (selectors only).
 //!
-//! STUB (identity rewrite) until the engine issue lands; the public API below is
-//! the contract the session actor uses.
+//! How a batch is processed (per op, in order):
+//! 1. the op is validated and applied to the mirror (an invalid op changes
+//!    nothing);
+//! 2. the invalidation map ([`crate::rules::Deps`]) says which elements may
+//!    now match differently — the changed element's subtree for an attribute
+//!    used by a selector, siblings for `+`/`~`/positional selectors,
+//!    ancestors for `:has`, the parent for `:empty` — and only those are
+//!    re-matched; effective states are re-derived top-down from there, pruned
+//!    where nothing changed;
+//! 3. the op is translated for the agent with the *new* state (unless it lies
+//!    inside a re-sent subtree), then every topmost element whose effective
+//!    state changed is re-sent as `remove` + `insert` of its freshly rendered
+//!    subtree, at the same place with the same ids.
+//!
+//! After the batch, if a node rendered in clear earlier in the batch is
+//! masked or hidden at its end (e.g. text inserted, then its ancestor masked
+//! in the same batch), the batch output is replaced by a resynchronisation
+//! of the whole document, so no message ever carries a value that is masked
+//! when the message is sent.
 
-use crate::protocol::{Limits, NodeId, Op, RulesCue, Snapshot};
-use crate::rules::{Action, CompiledRules};
+mod oracle;
+pub mod render;
+
+pub use oracle::oracle;
+
+use crate::dom::select::Matcher;
+use crate::dom::{Dom, DomError, Kind, Slot};
+use crate::protocol::{Limits, Node, NodeId, Op, RulesCue, Snapshot, Viewport};
+use crate::rules::{Action, CompiledRules, Deps, SiteSettings};
+use render::{
+    agent_attrs, agent_page, agent_text, agent_value, eff_of, full_state, own_bits, parent_eff,
+    render, visible, ClearLog, E_BLOCKED, E_DISABLED, E_MASKED, O_BLOCK, O_DISABLE, O_MASK,
+};
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
 /// Why a customer message could not be applied to the mirror.
@@ -32,6 +61,17 @@ pub enum RewriteError {
     Limit(String),
 }
 
+impl From<DomError> for RewriteError {
+    fn from(e: DomError) -> Self {
+        match e {
+            DomError::UnknownNode(id) => RewriteError::UnknownNode(id),
+            DomError::DuplicateNode(id) => RewriteError::DuplicateNode(id),
+            DomError::InvalidOp(m) => RewriteError::InvalidOp(m),
+            DomError::Limit(m) => RewriteError::Limit(m),
+        }
+    }
+}
+
 /// What the rules in force say about one node, for the policy check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restriction {
@@ -43,6 +83,16 @@ pub enum Restriction {
     Blocked,
 }
 
+/// The three restriction flags of one node, each on its own (for rule
+/// tests and previews; the policy uses [`Rewriter::restriction`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeState {
+    pub masked: bool,
+    /// Blocked itself or inside a blocked element.
+    pub blocked: bool,
+    pub disabled: bool,
+}
+
 /// Counters for session history.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RewriteStats {
@@ -51,11 +101,420 @@ pub struct RewriteStats {
     pub disabled: usize,
 }
 
+/// Elements to re-match after one op.
+#[derive(Default)]
+struct Dirty {
+    full: bool,
+    own: Vec<Slot>,
+    subtrees: Vec<Slot>,
+    new_roots: Vec<Slot>,
+}
+
+/// The mirror of the current page plus what the engine derived from it.
+struct Doc {
+    dom: Dom,
+    url: String,
+    title: String,
+    viewport: Viewport,
+    /// Compiled rules (indexes) that apply on this URL.
+    active: Vec<usize>,
+    deps: Deps,
+    /// Ids that were password fields at some point on this page.
+    sticky: FxHashSet<NodeId>,
+    epoch: u32,
+}
+
+impl Doc {
+    fn begin(&mut self) -> u32 {
+        self.epoch = self.epoch.wrapping_add(1) & 0x3fff_ffff;
+        self.dom.epoch = self.epoch;
+        self.epoch
+    }
+
+    fn is_element(&self, s: Slot) -> bool {
+        matches!(self.dom.node(s).kind, Kind::Element(_))
+    }
+
+    fn element_children(&self, p: Slot) -> impl Iterator<Item = Slot> + '_ {
+        self.dom.children(p).filter(|&c| self.is_element(c))
+    }
+
+    fn sibling_elements(&self, x: Slot, forward: bool) -> Vec<Slot> {
+        let mut out = Vec::new();
+        let mut cur = if forward {
+            self.dom.node(x).next
+        } else {
+            self.dom.node(x).prev
+        };
+        while let Some(s) = cur {
+            if self.is_element(s) {
+                out.push(s);
+            }
+            cur = if forward {
+                self.dom.node(s).next
+            } else {
+                self.dom.node(s).prev
+            };
+        }
+        out
+    }
+
+    fn push_sibling(&self, s: Slot, d: &mut Dirty) {
+        if self.deps.deep_structural {
+            d.subtrees.push(s);
+        } else {
+            d.own.push(s);
+        }
+    }
+
+    /// Anchors of `:has` that a change at `x` can affect.
+    fn has_ancestors(&self, x: Slot, d: &mut Dirty) {
+        let mut cur = Some(x);
+        while let Some(a) = cur {
+            if self.is_element(a) {
+                d.own.push(a);
+                if self.deps.has_sibling {
+                    d.own.extend(self.sibling_elements(a, false));
+                }
+            }
+            cur = self.dom.parent(a);
+        }
+    }
+
+    /// Element `x`'s own matchable state (attributes, live state, emptiness) changed.
+    fn changed_element(&self, x: Slot, d: &mut Dirty) {
+        if !self.is_element(x) {
+            return;
+        }
+        if self.deps.has_nonsubject {
+            d.full = true;
+            return;
+        }
+        d.subtrees.push(x);
+        if self.deps.nth_of {
+            for s in self.sibling_elements(x, false) {
+                self.push_sibling(s, d);
+            }
+        }
+        if self.deps.sibling || self.deps.nth_of {
+            for s in self.sibling_elements(x, true) {
+                self.push_sibling(s, d);
+            }
+        }
+        if self.deps.has {
+            self.has_ancestors(x, d);
+        }
+    }
+
+    /// Children of `p` were inserted or removed.
+    fn structural(&self, p: Slot, new: Option<Slot>, was_empty: bool, d: &mut Dirty) {
+        if self.deps.has_nonsubject {
+            d.full = true;
+            return;
+        }
+        if self.deps.sibling || self.deps.nth {
+            for c in self.element_children(p) {
+                if Some(c) != new {
+                    self.push_sibling(c, d);
+                }
+            }
+        }
+        if self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p) != was_empty {
+            self.changed_element(p, d);
+        }
+        if self.deps.has {
+            self.has_ancestors(p, d);
+            if self.deps.has_sibling {
+                d.own.extend(self.element_children(p));
+            }
+        }
+    }
+
+    /// Re-match the dirty elements and re-derive effective states; returns
+    /// the topmost visible elements whose effective state changed.
+    fn update(&mut self, rules: &CompiledRules, d: Dirty) -> Vec<Slot> {
+        let e = self.epoch;
+        let visit = e * 2;
+        let effmark = e * 2 + 1;
+        let level = rules.settings.privacy;
+        let Some(root) = self.dom.root() else {
+            return Vec::new();
+        };
+        let mut targets: Vec<Slot> = Vec::new();
+        let mut eff_roots: Vec<Slot> = Vec::new();
+        if d.full {
+            targets = self.dom.subtree(root);
+            eff_roots.extend(self.element_children(root));
+        } else {
+            for &r in &d.subtrees {
+                self.dom.for_each_in_subtree(r, |s| targets.push(s));
+            }
+            targets.extend(d.own.iter().copied());
+        }
+        let mut matcher = Matcher::default();
+        for s in targets {
+            let n = self.dom.node(s);
+            if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
+                continue;
+            }
+            let own = own_bits(&self.dom, s, rules, &self.active, &mut matcher, &self.sticky);
+            let n = self.dom.node(s);
+            if own & O_MASK != 0 && n.element().is_some_and(|el| el.was_password) {
+                self.sticky.insert(n.id);
+            }
+            let is_new = n.meta.born == e;
+            let changed = own != n.meta.own;
+            let m = &mut self.dom.node_mut(s).meta;
+            m.mark = visit;
+            if changed || is_new {
+                m.own = own;
+                eff_roots.push(s);
+            }
+        }
+        eff_roots.extend(d.new_roots.iter().copied());
+        let mut keyed: Vec<(usize, Slot)> = eff_roots
+            .into_iter()
+            .map(|s| (self.dom.depth(s), s))
+            .collect();
+        keyed.sort_unstable();
+        keyed.dedup();
+        let mut changed = Vec::new();
+        let mut stack = Vec::new();
+        for (_, r) in keyed {
+            if self.dom.node(r).meta.mark == effmark {
+                continue;
+            }
+            stack.push(r);
+            while let Some(x) = stack.pop() {
+                let n = self.dom.node(x);
+                if !matches!(n.kind, Kind::Element(_)) {
+                    self.dom.node_mut(x).meta.mark = effmark;
+                    continue;
+                }
+                let pe = n.parent.map(|p| parent_eff(&self.dom, p)).unwrap_or(0);
+                let new = eff_of(pe, n.meta.own, level);
+                let old = n.meta.eff;
+                let is_new = n.meta.born == e;
+                let m = &mut self.dom.node_mut(x).meta;
+                m.eff = new;
+                m.mark = effmark;
+                if new != old && !is_new {
+                    m.changed = e;
+                    changed.push(x);
+                }
+                if new != old || is_new {
+                    stack.extend(self.dom.children(x));
+                }
+            }
+        }
+        changed
+            .into_iter()
+            .filter(|&x| {
+                let topmost = self
+                    .dom
+                    .parent(x)
+                    .is_none_or(|p| self.dom.node(p).meta.changed != e);
+                topmost && visible(&self.dom, x)
+            })
+            .collect()
+    }
+
+    /// Whether `s` or an ancestor changed effective state in this update.
+    fn under_changed(&self, s: Slot) -> bool {
+        let e = self.epoch;
+        let mut cur = Some(s);
+        while let Some(x) = cur {
+            if self.dom.node(x).meta.changed == e {
+                return true;
+            }
+            cur = self.dom.parent(x);
+        }
+        false
+    }
+
+    /// Re-send each element as `remove` + `insert` of its fresh agent form.
+    fn resend(&self, top: Vec<Slot>, settings: &SiteSettings, out: &mut Vec<Op>, clear: &mut ClearLog) {
+        for x in top {
+            let n = self.dom.node(x);
+            let Some(p) = n.parent else { continue };
+            let before = n.next.map(|b| self.dom.node(b).id);
+            out.push(Op::Remove { id: n.id });
+            if let Some(node) = render(&self.dom, x, settings, clear) {
+                out.push(Op::Insert {
+                    parent: self.dom.node(p).id,
+                    before,
+                    node,
+                });
+            }
+        }
+    }
+
+    /// Replace the agent's document children (`pre`, as the agent has them)
+    /// by the current ones.
+    fn resync(&self, pre: &[NodeId], settings: &SiteSettings) -> Vec<Op> {
+        let mut out: Vec<Op> = pre.iter().map(|&id| Op::Remove { id }).collect();
+        if let Some(root) = self.dom.root() {
+            let root_id = self.dom.node(root).id;
+            for c in self.dom.children(root) {
+                if let Some(node) = render(&self.dom, c, settings, &mut Vec::new()) {
+                    out.push(Op::Insert {
+                        parent: root_id,
+                        before: None,
+                        node,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn root_children(&self) -> Vec<NodeId> {
+        match self.dom.root() {
+            Some(r) => self.dom.children(r).map(|c| self.dom.node(c).id).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether node `id`'s content is hidden from the agent right now.
+    fn hidden(&self, id: NodeId) -> bool {
+        let Some(s) = self.dom.slot(id) else {
+            return false;
+        };
+        if !visible(&self.dom, s) {
+            return true;
+        }
+        render::holder_eff(&self.dom, s) & (E_MASKED | E_BLOCKED) != 0
+    }
+
+    fn apply_op(
+        &mut self,
+        rules: &CompiledRules,
+        limits: &Limits,
+        op: Op,
+        out: &mut Vec<Op>,
+        clear: &mut ClearLog,
+    ) -> Result<(), RewriteError> {
+        self.begin();
+        let settings = &rules.settings;
+        let mut d = Dirty::default();
+        match op {
+            Op::Insert {
+                parent,
+                before,
+                node,
+            } => {
+                let (p, _) = self.dom.check_insert(parent, before, &node, limits)?;
+                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                let s = self.dom.insert(parent, before, &node, limits)?;
+                d.subtrees.push(s);
+                d.new_roots.push(s);
+                self.structural(p, Some(s), was_empty, &mut d);
+                let top = self.update(rules, d);
+                if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
+                    if let Some(node) = render(&self.dom, s, settings, clear) {
+                        out.push(Op::Insert {
+                            parent,
+                            before,
+                            node,
+                        });
+                    }
+                }
+                self.resend(top, settings, out, clear);
+            }
+            Op::Remove { id } => {
+                let s = self.dom.slot(id).ok_or(RewriteError::UnknownNode(id))?;
+                let p = self
+                    .dom
+                    .parent(s)
+                    .ok_or_else(|| RewriteError::InvalidOp("cannot remove the document root".into()))?;
+                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                self.dom.remove(id)?;
+                self.structural(p, None, was_empty, &mut d);
+                let top = self.update(rules, d);
+                if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
+                    out.push(Op::Remove { id });
+                }
+                self.resend(top, settings, out, clear);
+            }
+            Op::Attr { id, name, value } => {
+                let s = self.dom.set_attr(id, &name, value.as_deref())?;
+                let lname = name.to_ascii_lowercase();
+                if self.deps.attrs.contains(&lname) {
+                    self.changed_element(s, &mut d);
+                } else if lname == "type" {
+                    d.own.push(s);
+                }
+                let top = self.update(rules, d);
+                if !self.under_changed(s) && visible(&self.dom, s) {
+                    let n = self.dom.node(s);
+                    if let Some(e) = n.element() {
+                        let eff = n.meta.eff;
+                        if eff & (E_MASKED | E_BLOCKED) == 0 {
+                            clear.push(id);
+                        }
+                        let value = agent_attrs(e, eff, settings).remove(&name);
+                        out.push(Op::Attr { id, name, value });
+                    }
+                }
+                self.resend(top, settings, out, clear);
+            }
+            Op::Text { id, text } => {
+                let (s, flipped) = self.dom.set_text(id, &text)?;
+                let p = self
+                    .dom
+                    .parent(s)
+                    .ok_or_else(|| RewriteError::InvalidOp(format!("node {id} has no parent")))?;
+                if flipped && self.deps.empty {
+                    self.changed_element(p, &mut d);
+                }
+                let top = self.update(rules, d);
+                let pe = parent_eff(&self.dom, p);
+                if !self.under_changed(p) && pe & E_BLOCKED == 0 {
+                    if pe & E_MASKED == 0 {
+                        clear.push(id);
+                    }
+                    out.push(Op::Text {
+                        id,
+                        text: agent_text(&text, pe, settings),
+                    });
+                }
+                self.resend(top, settings, out, clear);
+            }
+            Op::Value { id, value, checked } => {
+                let s = self.dom.set_value(id, &value, checked)?;
+                if self.deps.live_state {
+                    self.changed_element(s, &mut d);
+                }
+                let top = self.update(rules, d);
+                if !self.under_changed(s) && visible(&self.dom, s) {
+                    let n = self.dom.node(s);
+                    if let Some(e) = n.element() {
+                        let eff = n.meta.eff;
+                        if eff & E_BLOCKED == 0 {
+                            if eff & E_MASKED == 0 {
+                                clear.push(id);
+                            }
+                            let (value, checked) = agent_value(e, eff, settings);
+                            out.push(Op::Value {
+                                id,
+                                value: value.unwrap_or_default(),
+                                checked,
+                            });
+                        }
+                    }
+                }
+                self.resend(top, settings, out, clear);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The per-session engine: mirror + rules → agent frames.
 pub struct Rewriter {
     rules: Arc<CompiledRules>,
     limits: Limits,
-    doc: Option<Snapshot>,
+    doc: Option<Doc>,
 }
 
 impl Rewriter {
@@ -68,33 +527,111 @@ impl Rewriter {
         }
     }
 
-    /// Replace the document; returns the snapshot the agent may see.
+    /// Replace the document (a page load or navigation); returns the
+    /// snapshot the agent may see. The root must be a document node. On
+    /// `Err` the previous document (if any) stays in force unchanged.
     pub fn snapshot(&mut self, snap: Snapshot) -> Result<Snapshot, RewriteError> {
-        let _ = &self.limits;
-        self.doc = Some(snap.clone());
-        Ok(snap)
+        if !matches!(snap.root, Node::Document { .. }) {
+            return Err(RewriteError::InvalidOp(
+                "snapshot root must be a document node".into(),
+            ));
+        }
+        let mut dom = Dom::from_node(&snap.root, &self.limits)?;
+        let active = self.rules.active(&snap.url);
+        let deps = self.rules.deps(&active);
+        let mut sticky = FxHashSet::default();
+        full_state(&mut dom, &self.rules, &active, &sticky);
+        if let Some(root) = dom.root() {
+            for s in dom.subtree(root) {
+                let n = dom.node(s);
+                if n.element().is_some_and(|e| e.was_password) {
+                    sticky.insert(n.id);
+                }
+            }
+        }
+        self.doc = Some(Doc {
+            dom,
+            url: snap.url,
+            title: snap.title,
+            viewport: snap.viewport,
+            active,
+            deps,
+            sticky,
+            epoch: 0,
+        });
+        self.agent_snapshot()
+            .ok_or_else(|| RewriteError::InvalidOp("empty document".into()))
     }
 
-    /// Apply one batch; returns the ops that bring the agent's copy to the new
-    /// masked state. On `Err` the mirror may hold a prefix of the batch: the
-    /// caller must resend [`Rewriter::agent_snapshot`] to the agent.
+    /// Apply one batch; returns the ops that bring the agent's copy to the
+    /// new masked state.
+    ///
+    /// Ops are validated one by one before they touch the mirror. On `Err`
+    /// the mirror holds the ops before the failing one (each fully applied,
+    /// all derived state consistent) and nothing is returned for the batch:
+    /// the caller must resend [`Rewriter::agent_snapshot`] to the agent.
     pub fn apply(&mut self, ops: Vec<Op>) -> Result<Vec<Op>, RewriteError> {
-        if self.doc.is_none() {
-            return Err(RewriteError::NoDocument);
+        let rules = Arc::clone(&self.rules);
+        let limits = self.limits;
+        let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
+        if ops.len() > limits.max_ops {
+            return Err(RewriteError::Limit(format!(
+                "more than {} ops in one batch",
+                limits.max_ops
+            )));
         }
-        Ok(ops)
+        let pre = doc.root_children();
+        let mut out = Vec::new();
+        let mut clear = ClearLog::new();
+        for op in ops {
+            doc.apply_op(&rules, &limits, op, &mut out, &mut clear)?;
+        }
+        if clear.iter().any(|&id| doc.hidden(id)) {
+            out = doc.resync(&pre, &rules.settings);
+        }
+        Ok(out)
     }
 
     /// Switch to a new rule set (publish mid-session); returns the ops that
     /// re-mask (or unmask) the agent's copy.
     pub fn set_rules(&mut self, rules: Arc<CompiledRules>) -> Vec<Op> {
-        self.rules = rules;
-        Vec::new()
+        let old = std::mem::replace(&mut self.rules, rules);
+        let rules = Arc::clone(&self.rules);
+        let Some(doc) = self.doc.as_mut() else {
+            return Vec::new();
+        };
+        doc.active = rules.active(&doc.url);
+        doc.deps = rules.deps(&doc.active);
+        doc.begin();
+        let top = doc.update(
+            &rules,
+            Dirty {
+                full: true,
+                ..Dirty::default()
+            },
+        );
+        if old.settings.detectors != rules.settings.detectors {
+            let pre = doc.root_children();
+            return doc.resync(&pre, &rules.settings);
+        }
+        let mut out = Vec::new();
+        doc.resend(top, &rules.settings, &mut out, &mut Vec::new());
+        out
     }
 
     /// The whole document as the agent may see it (agent join, resync).
     pub fn agent_snapshot(&self) -> Option<Snapshot> {
-        self.doc.clone()
+        let doc = self.doc.as_ref()?;
+        let root = doc.dom.root()?;
+        let settings = &self.rules.settings;
+        let node = render(&doc.dom, root, settings, &mut Vec::new())?;
+        let (url, title) = agent_page(&doc.url, &doc.title, settings);
+        Some(Snapshot {
+            url,
+            title,
+            viewport: doc.viewport,
+            root: node,
+        })
     }
 
     /// The current page URL, if a snapshot was received.
@@ -103,9 +640,22 @@ impl Rewriter {
     }
 
     /// The selectors in force on the current page, for the customer's cue.
+    /// Before any snapshot: the rules that apply on every page.
     pub fn cue(&self) -> RulesCue {
+        let active = match &self.doc {
+            Some(d) => d.active.clone(),
+            None => self
+                .rules
+                .compiled()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.url.is_none())
+                .map(|(i, _)| i)
+                .collect(),
+        };
         let mut cue = RulesCue::default();
-        for r in self.rules.rules.iter().filter(|r| r.enabled) {
+        for i in active {
+            let Some(r) = self.rules.compiled().get(i) else { continue };
             match r.action {
                 Action::Mask => cue.mask.push(r.selector.clone()),
                 Action::Block => cue.block.push(r.selector.clone()),
@@ -117,14 +667,51 @@ impl Rewriter {
     }
 
     /// The restriction on a node under the rules in force, or `None` if the
-    /// agent may act on it. Unknown ids are reported as `Err`.
+    /// agent may act on it. Blocked wins (the agent cannot know the node),
+    /// then disabled, then masked. Unknown ids are reported as `Err`.
     pub fn restriction(&self, id: NodeId) -> Result<Option<Restriction>, RewriteError> {
-        let _ = id;
-        Ok(None)
+        let doc = self.doc.as_ref().ok_or(RewriteError::NoDocument)?;
+        let s = doc.dom.slot(id).ok_or(RewriteError::UnknownNode(id))?;
+        if !visible(&doc.dom, s) {
+            return Ok(Some(Restriction::Blocked));
+        }
+        let eff = render::holder_eff(&doc.dom, s);
+        Ok(if eff & E_BLOCKED != 0 {
+            Some(Restriction::Blocked)
+        } else if eff & E_DISABLED != 0 {
+            Some(Restriction::Disabled)
+        } else if eff & E_MASKED != 0 {
+            Some(Restriction::Masked)
+        } else {
+            None
+        })
     }
 
-    /// Counters of masked/blocked/disabled elements in the current document.
+    /// Each restriction flag of a node under the rules in force; `None` for
+    /// unknown ids or before any snapshot.
+    pub fn node_state(&self, id: NodeId) -> Option<NodeState> {
+        let doc = self.doc.as_ref()?;
+        let s = doc.dom.slot(id)?;
+        let eff = render::holder_eff(&doc.dom, s);
+        Some(NodeState {
+            masked: eff & E_MASKED != 0,
+            blocked: !visible(&doc.dom, s) || eff & E_BLOCKED != 0,
+            disabled: eff & E_DISABLED != 0,
+        })
+    }
+
+    /// Counters of elements matched directly by mask/block/disable rules in
+    /// the current document.
     pub fn stats(&self) -> RewriteStats {
-        RewriteStats::default()
+        let mut st = RewriteStats::default();
+        let Some(doc) = &self.doc else { return st };
+        let Some(root) = doc.dom.root() else { return st };
+        doc.dom.for_each_in_subtree(root, |s| {
+            let own = doc.dom.node(s).meta.own;
+            st.masked += usize::from(own & O_MASK != 0);
+            st.blocked += usize::from(own & O_BLOCK != 0);
+            st.disabled += usize::from(own & O_DISABLE != 0);
+        });
+        st
     }
 }

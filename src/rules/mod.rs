@@ -5,7 +5,16 @@
 //! selectors, URL matchers); the rewrite engine only ever sees compiled rules.
 //! Invalid input stops here with a message naming the rule and field.
 
+pub mod detect;
+pub mod tooling;
+mod url;
+
+use crate::dom::select::{self, Selectors};
+use rustc_hash::FxHashSet;
+use selectors::parser::{Combinator, Component, Selector};
 use serde::{Deserialize, Serialize};
+
+pub use url::UrlPattern;
 
 /// What a rule does to the elements it matches (design §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,6 +151,12 @@ pub enum RuleError {
         pattern: String,
         message: String,
     },
+    /// A file or directory (rule pack, test case, HTML page) could not be read.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    /// An HTML page could not be turned into a mirror document.
+    #[error("invalid page: {0}")]
+    Page(String),
 }
 
 impl RulePack {
@@ -160,27 +175,322 @@ impl RulePack {
     }
 }
 
-/// A compiled rule set: parsed selectors and URL matchers, ready for matching.
-///
-/// STUB (identity): the engine issue replaces this with the real compiler.
+/// What a compiled rule set's selectors depend on, so the engine knows which
+/// document changes can alter which elements match (the invalidation map).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deps {
+    /// Attribute names (lowercase) mentioned anywhere, incl. `id`/`class` and
+    /// the attributes behind pseudo-classes.
+    pub attrs: FxHashSet<String>,
+    /// `:checked` / `:placeholder-shown` read live form state.
+    pub live_state: bool,
+    /// `+` or `~` outside `:has`.
+    pub sibling: bool,
+    /// Any positional pseudo-class (`:first-child`, `:nth-*`, `:only-*` ...).
+    pub nth: bool,
+    /// `:nth-child(An+B of S)`: a sibling's attributes change others' indexes.
+    pub nth_of: bool,
+    /// `:empty`.
+    pub empty: bool,
+    /// `:has(...)` anywhere.
+    pub has: bool,
+    /// A sibling combinator inside `:has`.
+    pub has_sibling: bool,
+    /// `:has` in a compound other than the subject's: any change may alter
+    /// descendants' matches; the engine re-matches the whole document.
+    pub has_nonsubject: bool,
+    /// A sibling/positional dependency reached through a descendant or child
+    /// combinator: sibling changes re-match whole sibling subtrees.
+    pub deep_structural: bool,
+}
+
+impl Deps {
+    fn merge(&mut self, o: &Deps) {
+        self.attrs.extend(o.attrs.iter().cloned());
+        self.live_state |= o.live_state;
+        self.sibling |= o.sibling;
+        self.nth |= o.nth;
+        self.nth_of |= o.nth_of;
+        self.empty |= o.empty;
+        self.has |= o.has;
+        self.has_sibling |= o.has_sibling;
+        self.has_nonsubject |= o.has_nonsubject;
+        self.deep_structural |= o.deep_structural;
+    }
+
+    fn of_list(list: &Selectors) -> Deps {
+        let mut d = Deps::default();
+        for s in list.slice() {
+            walk(s, true, false, false, &mut d);
+        }
+        d
+    }
+}
+
+fn walk(sel: &Selector<select::Impl>, mut subject: bool, mut deep: bool, in_has: bool, d: &mut Deps) {
+    for c in sel.iter_raw_match_order() {
+        match c {
+            Component::Combinator(comb) => {
+                subject = false;
+                match comb {
+                    Combinator::Child | Combinator::Descendant => deep = true,
+                    Combinator::NextSibling | Combinator::LaterSibling => {
+                        if in_has {
+                            d.has_sibling = true;
+                        } else {
+                            d.sibling = true;
+                            d.deep_structural |= deep;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Component::ID(_) => {
+                d.attrs.insert("id".into());
+            }
+            Component::Class(_) => {
+                d.attrs.insert("class".into());
+            }
+            Component::AttributeInNoNamespaceExists { local_name_lower, .. } => {
+                d.attrs.insert(local_name_lower.0.to_ascii_lowercase());
+            }
+            Component::AttributeInNoNamespace { local_name, .. } => {
+                d.attrs.insert(local_name.0.to_ascii_lowercase());
+            }
+            Component::AttributeOther(a) => {
+                d.attrs.insert(a.local_name_lower.0.to_ascii_lowercase());
+            }
+            Component::Empty => d.empty = true,
+            Component::Nth(_) => {
+                d.nth = true;
+                d.deep_structural |= deep && !in_has;
+            }
+            Component::NthOf(data) => {
+                d.nth = true;
+                d.nth_of = true;
+                d.deep_structural |= deep && !in_has;
+                for s in data.selectors() {
+                    walk(s, subject, deep, in_has, d);
+                }
+            }
+            Component::NonTSPseudoClass(pc) => {
+                d.attrs.extend(pc.attr_deps().iter().map(|a| a.to_string()));
+                d.live_state |= pc.depends_on_live_state();
+            }
+            Component::Negation(list) | Component::Is(list) | Component::Where(list) => {
+                for s in list.slice() {
+                    walk(s, subject, deep, in_has, d);
+                }
+            }
+            Component::Has(rels) => {
+                d.has = true;
+                if !subject || in_has {
+                    d.has_nonsubject = true;
+                }
+                for r in rels.iter() {
+                    walk(&r.selector, false, deep, true, d);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One enabled rule, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// Index of the rule in [`CompiledRules::rules`].
+    pub index: usize,
+    pub action: Action,
+    pub selector: String,
+    pub selectors: Selectors,
+    pub url: Option<UrlPattern>,
+    pub deps: Deps,
+}
+
+impl CompiledRule {
+    /// Whether this rule applies on the page at `url`.
+    pub fn applies_to(&self, url: &str) -> bool {
+        self.url.as_ref().is_none_or(|u| u.matches(url))
+    }
+}
+
+/// A compiled rule set: parsed selectors and URL matchers, ready for
+/// matching. Immutable and shared (`Arc`) between sessions.
 #[derive(Debug, Clone, Default)]
 pub struct CompiledRules {
+    /// The rules as authored (including disabled ones).
     pub rules: Vec<Rule>,
     pub settings: SiteSettings,
+    compiled: Vec<CompiledRule>,
+}
+
+fn compile_rule(index: usize, rule: &Rule) -> Result<CompiledRule, Vec<RuleError>> {
+    let mut errors = Vec::new();
+    let selectors = match select::parse(&rule.selector) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(RuleError::Selector {
+                index,
+                selector: rule.selector.clone(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            });
+            None
+        }
+    };
+    let url = match rule.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        None => None,
+        Some(p) => match UrlPattern::new(p) {
+            Ok(u) => Some(u),
+            Err(message) => {
+                errors.push(RuleError::UrlPattern {
+                    index,
+                    pattern: p.to_string(),
+                    message,
+                });
+                None
+            }
+        },
+    };
+    match selectors {
+        Some(selectors) if errors.is_empty() => Ok(CompiledRule {
+            index,
+            action: rule.action,
+            selector: rule.selector.clone(),
+            deps: Deps::of_list(&selectors),
+            selectors,
+            url,
+        }),
+        _ => Err(errors),
+    }
 }
 
 impl CompiledRules {
-    /// Compile rules; every invalid rule is reported (first error returned).
+    /// Compile rules; on invalid input the first error is returned (see
+    /// [`CompiledRules::validate_all`] for every error).
     pub fn compile(rules: &[Rule], settings: SiteSettings) -> Result<CompiledRules, RuleError> {
+        let mut compiled = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match compile_rule(i, r) {
+                Ok(c) => {
+                    if r.enabled {
+                        compiled.push(c);
+                    }
+                }
+                Err(mut errs) => return Err(errs.remove(0)),
+            }
+        }
         Ok(CompiledRules {
             rules: rules.to_vec(),
             settings,
+            compiled,
         })
     }
 
-    /// Validate every rule and return all errors (for editor/import listings).
+    /// Compile a parsed rule pack (its settings, or the defaults).
+    pub fn from_pack(pack: &RulePack) -> Result<CompiledRules, RuleError> {
+        CompiledRules::compile(&pack.rules, pack.settings.unwrap_or_default())
+    }
+
+    /// Validate every rule (enabled or not) and return all errors, in rule
+    /// order, for editor and import listings.
     pub fn validate_all(rules: &[Rule]) -> Vec<RuleError> {
-        let _ = rules;
-        Vec::new()
+        rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| compile_rule(i, r).err())
+            .flatten()
+            .collect()
+    }
+
+    /// The enabled, compiled rules.
+    pub fn compiled(&self) -> &[CompiledRule] {
+        &self.compiled
+    }
+
+    /// Indexes (into [`CompiledRules::compiled`]) of the rules that apply on `url`.
+    pub fn active(&self, url: &str) -> Vec<usize> {
+        self.compiled
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.applies_to(url))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Merged dependencies of a set of active rules.
+    pub fn deps(&self, active: &[usize]) -> Deps {
+        let mut d = Deps::default();
+        for &i in active {
+            if let Some(r) = self.compiled.get(i) {
+                d.merge(&r.deps);
+            }
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(sel: &str, action: Action) -> Rule {
+        Rule {
+            selector: sel.into(),
+            action,
+            url: None,
+            description: String::new(),
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn default_pack_compiles_and_round_trips() {
+        let pack = RulePack::from_yaml(DEFAULT_PACK_YAML).unwrap();
+        assert_eq!(pack.rules.len(), 2);
+        let c = CompiledRules::from_pack(&pack).unwrap();
+        assert_eq!(c.compiled().len(), 2);
+        assert_eq!(RulePack::from_yaml(&pack.to_yaml()).unwrap(), pack);
+    }
+
+    #[test]
+    fn invalid_selectors_report_position_and_message() {
+        let rules = vec![
+            rule("input[type=password]", Action::Mask),
+            rule("div:hover", Action::Mask),
+            rule("a >", Action::Block),
+        ];
+        let errs = CompiledRules::validate_all(&rules);
+        assert_eq!(errs.len(), 2);
+        match &errs[0] {
+            RuleError::Selector { index, line, column, message, .. } => {
+                assert_eq!((*index, *line), (1, 1));
+                assert!(*column >= 4, "column {column}");
+                assert!(message.contains(":hover"), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(&errs[1], RuleError::Selector { index: 2, .. }));
+        assert!(matches!(
+            CompiledRules::compile(&rules, SiteSettings::default()),
+            Err(RuleError::Selector { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn deps_classify_structural_selectors() {
+        let d = |s: &str| Deps::of_list(&select::parse(s).unwrap());
+        let a = d(".a + .b");
+        assert!(a.sibling && !a.deep_structural && a.attrs.contains("class"));
+        assert!(d(".a + .b span").deep_structural);
+        assert!(d("li:nth-child(2) span").deep_structural);
+        assert!(!d("li:first-child").deep_structural);
+        assert!(d("form:has(input)").has && !d("form:has(input)").has_nonsubject);
+        assert!(d("form:has(input) span").has_nonsubject);
+        assert!(d("p:empty").empty);
+        assert!(d("input:checked").live_state);
+        assert!(d("[data-x~=y]").attrs.contains("data-x"));
     }
 }

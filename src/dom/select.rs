@@ -1,0 +1,573 @@
+//! CSS selector support for the mirror: our `selectors::SelectorImpl`, the
+//! selector parser (which pseudo-classes exist) and the `selectors::Element`
+//! implementation over mirror nodes.
+//!
+//! This file owns *matching one selector against one mirror element*. Which
+//! rules apply where, and what changes when the document changes, belong to
+//! `rules` and `rewrite`.
+
+use super::{Dom, Kind, Ns, Slot};
+use cssparser::{CowRcStr, ParseError, ToCss};
+use precomputed_hash::PrecomputedHash;
+use selectors::attr::{AttrSelectorOperation, CaseSensitivity, NamespaceConstraint};
+use selectors::context::{
+    MatchingContext, MatchingForInvalidation, MatchingMode, NeedsSelectorFlags, QuirksMode,
+    SelectorCaches,
+};
+use selectors::matching::ElementSelectorFlags;
+use selectors::parser::{ParseRelative, SelectorParseErrorKind};
+use selectors::{OpaqueElement, SelectorList};
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// A string used as identifier, local name or namespace in selectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CssIdent(pub String);
+
+impl<'a> From<&'a str> for CssIdent {
+    fn from(s: &'a str) -> Self {
+        CssIdent(s.to_string())
+    }
+}
+
+impl ToCss for CssIdent {
+    fn to_css<W: fmt::Write>(&self, dest: &mut W) -> fmt::Result {
+        cssparser::serialize_identifier(&self.0, dest)
+    }
+}
+
+impl PrecomputedHash for CssIdent {
+    fn precomputed_hash(&self) -> u32 {
+        let mut h = rustc_hash::FxHasher::default();
+        self.0.hash(&mut h);
+        h.finish() as u32
+    }
+}
+
+impl Borrow<str> for CssIdent {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for CssIdent {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An attribute value in a selector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CssValue(pub String);
+
+impl<'a> From<&'a str> for CssValue {
+    fn from(s: &'a str) -> Self {
+        CssValue(s.to_string())
+    }
+}
+
+impl ToCss for CssValue {
+    fn to_css<W: fmt::Write>(&self, dest: &mut W) -> fmt::Result {
+        cssparser::serialize_string(&self.0, dest)
+    }
+}
+
+impl AsRef<str> for CssValue {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Non-tree-structural pseudo-classes the mirror can answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PseudoClass {
+    Checked,
+    Disabled,
+    Enabled,
+    Required,
+    Optional,
+    ReadOnly,
+    ReadWrite,
+    PlaceholderShown,
+    Link,
+    AnyLink,
+}
+
+impl PseudoClass {
+    fn from_name(name: &str) -> Option<PseudoClass> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "checked" => PseudoClass::Checked,
+            "disabled" => PseudoClass::Disabled,
+            "enabled" => PseudoClass::Enabled,
+            "required" => PseudoClass::Required,
+            "optional" => PseudoClass::Optional,
+            "read-only" => PseudoClass::ReadOnly,
+            "read-write" => PseudoClass::ReadWrite,
+            "placeholder-shown" => PseudoClass::PlaceholderShown,
+            "link" => PseudoClass::Link,
+            "any-link" => PseudoClass::AnyLink,
+            _ => return None,
+        })
+    }
+
+    /// The attribute names whose change can alter this pseudo-class.
+    pub fn attr_deps(self) -> &'static [&'static str] {
+        match self {
+            PseudoClass::Checked => &["checked", "selected", "type"],
+            PseudoClass::Disabled | PseudoClass::Enabled => &["disabled"],
+            PseudoClass::Required | PseudoClass::Optional => &["required"],
+            PseudoClass::ReadOnly | PseudoClass::ReadWrite => {
+                &["readonly", "disabled", "contenteditable", "type"]
+            }
+            PseudoClass::PlaceholderShown => &["placeholder", "value"],
+            PseudoClass::Link | PseudoClass::AnyLink => &["href"],
+        }
+    }
+
+    /// Whether live form state (value/checked) can alter this pseudo-class.
+    pub fn depends_on_live_state(self) -> bool {
+        matches!(self, PseudoClass::Checked | PseudoClass::PlaceholderShown)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PseudoClass::Checked => "checked",
+            PseudoClass::Disabled => "disabled",
+            PseudoClass::Enabled => "enabled",
+            PseudoClass::Required => "required",
+            PseudoClass::Optional => "optional",
+            PseudoClass::ReadOnly => "read-only",
+            PseudoClass::ReadWrite => "read-write",
+            PseudoClass::PlaceholderShown => "placeholder-shown",
+            PseudoClass::Link => "link",
+            PseudoClass::AnyLink => "any-link",
+        }
+    }
+}
+
+impl ToCss for PseudoClass {
+    fn to_css<W: fmt::Write>(&self, dest: &mut W) -> fmt::Result {
+        dest.write_char(':')?;
+        dest.write_str(self.name())
+    }
+}
+
+impl selectors::parser::NonTSPseudoClass for PseudoClass {
+    fn is_active_or_hover(&self) -> bool {
+        false
+    }
+    fn is_user_action_state(&self) -> bool {
+        false
+    }
+}
+
+/// Pseudo-elements are not supported (rules target elements); this type has
+/// no values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PseudoElement {}
+
+impl ToCss for PseudoElement {
+    fn to_css<W: fmt::Write>(&self, _dest: &mut W) -> fmt::Result {
+        match *self {}
+    }
+}
+
+impl selectors::parser::PseudoElement for PseudoElement {}
+
+/// Our selector implementation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Impl;
+
+impl selectors::parser::SelectorImpl for Impl {
+    type ExtraMatchingData<'a> = ();
+    type AttrValue = CssValue;
+    type Identifier = CssIdent;
+    type LocalName = CssIdent;
+    type NamespaceUrl = CssIdent;
+    type NamespacePrefix = CssIdent;
+    type BorrowedNamespaceUrl = str;
+    type BorrowedLocalName = str;
+    type NonTSPseudoClass = PseudoClass;
+    type PseudoElement = PseudoElement;
+}
+
+/// A parsed selector list.
+pub type Selectors = SelectorList<Impl>;
+
+/// A selector parse error with its position (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectorError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct RuleParser {
+    /// The last pseudo-class name refused, for the error message.
+    unknown: std::cell::RefCell<Option<String>>,
+}
+
+impl<'i> selectors::Parser<'i> for RuleParser {
+    type Impl = Impl;
+    type Error = SelectorParseErrorKind;
+
+    fn parse_nth_child_of(&self) -> bool {
+        true
+    }
+    fn parse_is_and_where(&self) -> bool {
+        true
+    }
+    fn parse_has(&self) -> bool {
+        true
+    }
+
+    fn parse_non_ts_pseudo_class(
+        &self,
+        name: CowRcStr<'i>,
+    ) -> Result<PseudoClass, ParseError<SelectorParseErrorKind>> {
+        PseudoClass::from_name(&name).ok_or_else(|| {
+            *self.unknown.borrow_mut() = Some(name.to_string());
+            ParseError::custom(SelectorParseErrorKind::UnsupportedPseudoClassOrElement)
+        })
+    }
+}
+
+/// Parse a selector list with our parser; errors carry the position where
+/// parsing stopped (1-based line and column) and a message.
+pub fn parse(selector: &str) -> Result<Selectors, SelectorError> {
+    let rp = RuleParser::default();
+    let mut parser = cssparser::Parser::new(selector);
+    let result = parser.parse_entirely(|p| SelectorList::parse(&rp, p, ParseRelative::No));
+    result.map_err(|e| {
+        let loc = parser.current_source_location();
+        let unknown = rp.unknown.borrow().clone();
+        SelectorError {
+            line: loc.line + 1,
+            column: loc.column,
+            message: describe(&e.kind, unknown.as_deref()),
+        }
+    })
+}
+
+fn describe(kind: &cssparser::ParseErrorKind<SelectorParseErrorKind>, unknown: Option<&str>) -> String {
+    use cssparser::{BasicParseErrorKind as B, ParseErrorKind as K};
+    use SelectorParseErrorKind as S;
+    match kind {
+        K::Basic(B::UnexpectedToken) => "unexpected token".into(),
+        K::Basic(B::EndOfInput) => "unexpected end of selector".into(),
+        K::Basic(B::AtRuleInvalid) => "invalid at-rule".into(),
+        K::Basic(B::AtRuleBodyInvalid) => "invalid at-rule body".into(),
+        K::Basic(B::QualifiedRuleInvalid) => "invalid qualified rule".into(),
+        K::Basic(B::TooManyNestedBlocks) => "selector nested too deeply".into(),
+        K::Custom(c) => match c {
+            S::NoQualifiedNameInAttributeSelector => "expected an attribute name".into(),
+            S::EmptySelector => "empty selector".into(),
+            S::DanglingCombinator => "combinator without a selector after it".into(),
+            S::NonCompoundSelector => "expected a compound selector".into(),
+            S::NonPseudoElementAfterSlotted => "only pseudo-elements may follow ::slotted".into(),
+            S::InvalidPseudoElementAfterSlotted => "invalid pseudo-element after ::slotted".into(),
+            S::InvalidPseudoElementInsideWhere => "pseudo-elements are not allowed here".into(),
+            S::InvalidState => "invalid selector state".into(),
+            S::UnexpectedTokenInAttributeSelector => "unexpected token in attribute selector".into(),
+            S::PseudoElementExpectedColon => "expected `:` for a pseudo-element".into(),
+            S::PseudoElementExpectedIdent => "expected a pseudo-element name".into(),
+            S::NoIdentForPseudo => "expected a pseudo-class name".into(),
+            S::UnsupportedPseudoClassOrElement => match unknown {
+                Some(n) => format!("unsupported pseudo-class `:{n}`"),
+                None => "unsupported pseudo-class or pseudo-element".into(),
+            },
+            S::UnexpectedIdent => "unexpected identifier".into(),
+            S::ExpectedNamespace => "unknown namespace prefix".into(),
+            S::ExpectedBarInAttr => "expected `|` in attribute selector".into(),
+            S::BadValueInAttr => "invalid attribute value".into(),
+            S::InvalidQualNameInAttr => "invalid attribute name".into(),
+            S::ExplicitNamespaceUnexpectedToken => "unexpected token after a namespace".into(),
+            S::ClassNeedsIdent => "expected a class name after `.`".into(),
+        },
+    }
+}
+
+/// Matches selector lists against elements of one mirror, with caches that
+/// are valid only while the mirror does not change.
+pub struct Matcher {
+    caches: SelectorCaches,
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Matcher {
+            caches: SelectorCaches::default(),
+        }
+    }
+}
+
+impl Matcher {
+    /// Whether element `slot` of `dom` matches `list`.
+    pub fn matches(&mut self, dom: &Dom, slot: Slot, list: &Selectors) -> bool {
+        if dom.element(slot).is_none() {
+            return false;
+        }
+        let mut ctx = MatchingContext::new(
+            MatchingMode::Normal,
+            None,
+            &mut self.caches,
+            QuirksMode::NoQuirks,
+            NeedsSelectorFlags::No,
+            MatchingForInvalidation::No,
+        );
+        selectors::matching::matches_selector_list(list, &El { dom, slot }, &mut ctx)
+    }
+}
+
+/// A mirror element as seen by the `selectors` crate.
+#[derive(Clone, Copy)]
+pub struct El<'a> {
+    pub dom: &'a Dom,
+    pub slot: Slot,
+}
+
+impl fmt::Debug for El<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "El({})", self.dom.node(self.slot).id)
+    }
+}
+
+impl<'a> El<'a> {
+    fn data(&self) -> &'a super::ElementData {
+        match &self.dom.node(self.slot).kind {
+            Kind::Element(e) => e,
+            // An `El` is only ever built for element slots.
+            _ => unreachable!("El over a non-element"),
+        }
+    }
+
+    fn wrap(&self, slot: Option<Slot>) -> Option<El<'a>> {
+        slot.map(|slot| El { dom: self.dom, slot })
+    }
+
+    fn sibling_element(&self, forward: bool) -> Option<El<'a>> {
+        let mut cur = self.dom.node(self.slot);
+        loop {
+            let nx = if forward { cur.next } else { cur.prev }?;
+            cur = self.dom.node(nx);
+            if matches!(cur.kind, Kind::Element(_)) {
+                return self.wrap(Some(nx));
+            }
+        }
+    }
+
+    fn is_form_control(&self) -> bool {
+        let e = self.data();
+        e.ns == Ns::Html
+            && matches!(
+                e.tag.as_str(),
+                "button" | "input" | "select" | "textarea" | "optgroup" | "option" | "fieldset"
+            )
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.is_form_control() && self.data().attrs.contains_key("disabled")
+    }
+
+    fn is_text_field(&self) -> bool {
+        let e = self.data();
+        if e.is_html("textarea") {
+            return true;
+        }
+        if !e.is_html("input") {
+            return false;
+        }
+        let ty = e.attr("type").unwrap_or("text").to_ascii_lowercase();
+        !matches!(
+            ty.as_str(),
+            "checkbox" | "radio" | "submit" | "reset" | "button" | "image" | "hidden" | "file"
+                | "range" | "color"
+        )
+    }
+
+    fn is_read_write(&self) -> bool {
+        let e = self.data();
+        if self.is_text_field() {
+            return !e.attrs.contains_key("readonly") && !self.is_disabled();
+        }
+        e.attr("contenteditable")
+            .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("plaintext-only"))
+    }
+}
+
+impl selectors::Element for El<'_> {
+    type Impl = Impl;
+
+    fn opaque(&self) -> OpaqueElement {
+        OpaqueElement::new(self.dom.node(self.slot))
+    }
+
+    fn parent_element(&self) -> Option<Self> {
+        let p = self.dom.node(self.slot).parent?;
+        match self.dom.node(p).kind {
+            Kind::Element(_) => self.wrap(Some(p)),
+            _ => None,
+        }
+    }
+
+    fn parent_node_is_shadow_root(&self) -> bool {
+        false
+    }
+
+    fn containing_shadow_host(&self) -> Option<Self> {
+        None
+    }
+
+    fn is_pseudo_element(&self) -> bool {
+        false
+    }
+
+    fn prev_sibling_element(&self) -> Option<Self> {
+        self.sibling_element(false)
+    }
+
+    fn next_sibling_element(&self) -> Option<Self> {
+        self.sibling_element(true)
+    }
+
+    fn first_element_child(&self) -> Option<Self> {
+        self.dom
+            .children(self.slot)
+            .find(|c| matches!(self.dom.node(*c).kind, Kind::Element(_)))
+            .map(|slot| El { dom: self.dom, slot })
+    }
+
+    fn is_html_element_in_html_document(&self) -> bool {
+        self.data().ns == Ns::Html
+    }
+
+    fn has_local_name(&self, local_name: &str) -> bool {
+        self.data().tag == local_name
+    }
+
+    fn has_namespace(&self, ns: &str) -> bool {
+        self.data().ns.url() == ns
+    }
+
+    fn is_same_type(&self, other: &Self) -> bool {
+        let (a, b) = (self.data(), other.data());
+        a.tag == b.tag && a.ns == b.ns
+    }
+
+    fn attr_matches(
+        &self,
+        ns: &NamespaceConstraint<&CssIdent>,
+        local_name: &CssIdent,
+        operation: &AttrSelectorOperation<&CssValue>,
+    ) -> bool {
+        if let NamespaceConstraint::Specific(url) = ns {
+            if !url.0.is_empty() {
+                return false;
+            }
+        }
+        match self.data().attrs.get(&local_name.0) {
+            Some(v) => operation.eval_str(v),
+            None => false,
+        }
+    }
+
+    fn match_non_ts_pseudo_class(
+        &self,
+        pc: &PseudoClass,
+        _context: &mut MatchingContext<Impl>,
+    ) -> bool {
+        let e = self.data();
+        match pc {
+            PseudoClass::Checked => {
+                if e.is_html("input") {
+                    let ty = e.attr("type").unwrap_or("").to_ascii_lowercase();
+                    (ty == "checkbox" || ty == "radio")
+                        && e.checked.unwrap_or_else(|| e.attrs.contains_key("checked"))
+                } else {
+                    e.is_html("option") && e.attrs.contains_key("selected")
+                }
+            }
+            PseudoClass::Disabled => self.is_disabled(),
+            PseudoClass::Enabled => self.is_form_control() && !self.is_disabled(),
+            PseudoClass::Required => {
+                matches!(e.tag.as_str(), "input" | "select" | "textarea")
+                    && e.ns == Ns::Html
+                    && e.attrs.contains_key("required")
+            }
+            PseudoClass::Optional => {
+                matches!(e.tag.as_str(), "input" | "select" | "textarea")
+                    && e.ns == Ns::Html
+                    && !e.attrs.contains_key("required")
+            }
+            PseudoClass::ReadWrite => self.is_read_write(),
+            PseudoClass::ReadOnly => !self.is_read_write(),
+            PseudoClass::PlaceholderShown => {
+                self.is_text_field()
+                    && e.attrs.contains_key("placeholder")
+                    && e.value.as_deref().or(e.attr("value")).unwrap_or("").is_empty()
+            }
+            PseudoClass::Link | PseudoClass::AnyLink => self.is_link(),
+        }
+    }
+
+    fn match_pseudo_element(
+        &self,
+        pe: &PseudoElement,
+        _context: &mut MatchingContext<Impl>,
+    ) -> bool {
+        match *pe {}
+    }
+
+    fn apply_selector_flags(&self, _flags: ElementSelectorFlags) {}
+
+    fn is_link(&self) -> bool {
+        let e = self.data();
+        e.ns == Ns::Html && matches!(e.tag.as_str(), "a" | "area" | "link") && e.attrs.contains_key("href")
+    }
+
+    fn is_html_slot_element(&self) -> bool {
+        self.data().is_html("slot")
+    }
+
+    fn has_id(&self, id: &CssIdent, case_sensitivity: CaseSensitivity) -> bool {
+        self.data()
+            .attr("id")
+            .is_some_and(|v| case_sensitivity.eq(v.as_bytes(), id.0.as_bytes()))
+    }
+
+    fn has_class(&self, name: &CssIdent, case_sensitivity: CaseSensitivity) -> bool {
+        self.data().attr("class").is_some_and(|v| {
+            v.split_ascii_whitespace()
+                .any(|c| case_sensitivity.eq(c.as_bytes(), name.0.as_bytes()))
+        })
+    }
+
+    fn has_custom_state(&self, _name: &CssIdent) -> bool {
+        false
+    }
+
+    fn imported_part(&self, _name: &CssIdent) -> Option<CssIdent> {
+        None
+    }
+
+    fn is_part(&self, _name: &CssIdent) -> bool {
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.dom.is_empty_element(self.slot)
+    }
+
+    fn is_root(&self) -> bool {
+        match self.dom.node(self.slot).parent {
+            None => true,
+            Some(p) => matches!(self.dom.node(p).kind, Kind::Document),
+        }
+    }
+
+    fn add_element_unique_hashes(&self, _filter: &mut selectors::bloom::BloomFilter) -> bool {
+        false
+    }
+}
