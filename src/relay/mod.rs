@@ -1,1 +1,322 @@
-//! relay (skeleton)
+//! The WebSocket relay: the customer and agent socket loops.
+//!
+//! A connection first attaches to its session (registry), then runs two
+//! halves side by side: the reader decodes frames (`protocol::decode`, size,
+//! depth and count limits, a per-connection rate limit) and hands them to the
+//! session actor; the writer drains the connection's bounded
+//! [`Outbox`]. Bad frames get an `error` frame and the socket stays open;
+//! it is closed only for an oversized frame or repeated abuse. The loops are
+//! generic over `Sink`/`Stream` of axum WebSocket messages. Authentication
+//! happens before the upgrade, in `web`.
+
+use crate::config::QueueLimits;
+use crate::protocol::{self, AgentMsg, CustomerMsg, Limits, ProtocolError, ToAgent, ToCustomer};
+use crate::session::outbox::{Next, Outbox};
+use crate::session::{AgentIdentity, Link, SessionError, SessionRegistry};
+use axum::extract::ws::Message;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bad frames in a row after which the socket is closed.
+pub const MAX_STRIKES: u32 = 50;
+
+/// Settings of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    pub limits: Limits,
+    pub queues: QueueLimits,
+}
+
+/// A one-second fixed-window message counter.
+#[derive(Debug)]
+struct RateLimit {
+    per_sec: u32,
+    window: Instant,
+    count: u32,
+    warned: bool,
+}
+
+impl RateLimit {
+    fn new(per_sec: u32) -> Self {
+        RateLimit {
+            per_sec,
+            window: Instant::now(),
+            count: 0,
+            warned: false,
+        }
+    }
+
+    /// `Ok(())` to accept; `Err(first)` to drop, `first` once per window.
+    fn check(&mut self) -> Result<(), bool> {
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.count = 0;
+            self.warned = false;
+        }
+        self.count += 1;
+        if self.count <= self.per_sec {
+            Ok(())
+        } else {
+            let first = !self.warned;
+            self.warned = true;
+            Err(first)
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(msg: &T) -> String {
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+fn customer_error(code: &str, message: &str) -> String {
+    json(&ToCustomer::Error {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+fn agent_error(code: &str, message: &str) -> String {
+    json(&ToAgent::Error {
+        code: code.into(),
+        message: message.into(),
+    })
+}
+
+/// How a reader stopped.
+enum ReaderEnd {
+    /// The peer closed or the session is gone.
+    Closed,
+    /// We refused the peer (final error queued): let the writer flush.
+    Fatal,
+}
+
+/// The per-side parts of the reader.
+trait SideSpec {
+    type Msg: serde::de::DeserializeOwned;
+    fn check(msg: &Self::Msg, limits: &Limits) -> Result<(), ProtocolError>;
+    fn error(code: &str, message: &str) -> String;
+    async fn deliver(link: &Link, msg: Self::Msg) -> bool;
+}
+
+struct CustomerSide;
+impl SideSpec for CustomerSide {
+    type Msg = CustomerMsg;
+    fn check(msg: &CustomerMsg, limits: &Limits) -> Result<(), ProtocolError> {
+        protocol::check_customer_msg(msg, limits)
+    }
+    fn error(code: &str, message: &str) -> String {
+        customer_error(code, message)
+    }
+    async fn deliver(link: &Link, msg: CustomerMsg) -> bool {
+        link.customer(msg).await
+    }
+}
+
+struct AgentSide;
+impl SideSpec for AgentSide {
+    type Msg = AgentMsg;
+    fn check(msg: &AgentMsg, limits: &Limits) -> Result<(), ProtocolError> {
+        // Agent messages carry no trees; only strings need a bound.
+        let len = match msg {
+            AgentMsg::Input { value, .. } => value.len(),
+            AgentMsg::Key { key, .. } => key.len(),
+            _ => 0,
+        };
+        if len > limits.max_message_bytes {
+            return Err(ProtocolError::TooLarge {
+                size: len,
+                limit: limits.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+    fn error(code: &str, message: &str) -> String {
+        agent_error(code, message)
+    }
+    async fn deliver(link: &Link, msg: AgentMsg) -> bool {
+        link.agent(msg).await
+    }
+}
+
+async fn read_loop<S, E, P>(mut stream: S, link: &Link, outbox: &Outbox, cfg: RelayConfig) -> ReaderEnd
+where
+    S: Stream<Item = Result<Message, E>> + Unpin,
+    P: SideSpec,
+{
+    let limits = cfg.limits;
+    let mut rate = RateLimit::new(limits.max_messages_per_sec);
+    let mut strikes = 0u32;
+    while let Some(item) = stream.next().await {
+        let Ok(msg) = item else {
+            return ReaderEnd::Closed;
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                strikes += 1;
+                outbox.push(P::error("binary", "binary frames are not supported; send JSON text"));
+                if strikes > MAX_STRIKES {
+                    outbox.push_final(Some(P::error("abuse", "too many bad frames")));
+                    return ReaderEnd::Fatal;
+                }
+                continue;
+            }
+            Message::Close(_) => return ReaderEnd::Closed,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if text.len() > limits.max_message_bytes {
+            let e = ProtocolError::TooLarge {
+                size: text.len(),
+                limit: limits.max_message_bytes,
+            };
+            outbox.push_final(Some(P::error(e.code(), &e.to_string())));
+            return ReaderEnd::Fatal;
+        }
+        if let Err(first) = rate.check() {
+            strikes += 1;
+            if first {
+                outbox.push(P::error(
+                    "rate_limited",
+                    &format!("more than {} messages per second; message dropped", limits.max_messages_per_sec),
+                ));
+            }
+            if strikes > MAX_STRIKES {
+                outbox.push_final(Some(P::error("abuse", "too many messages")));
+                return ReaderEnd::Fatal;
+            }
+            continue;
+        }
+        let decoded = protocol::decode::<P::Msg>(text.as_str(), &limits).and_then(|m| P::check(&m, &limits).map(|()| m));
+        match decoded {
+            Ok(m) => {
+                strikes = 0;
+                if !P::deliver(link, m).await {
+                    return ReaderEnd::Closed;
+                }
+            }
+            Err(e) => {
+                strikes += 1;
+                outbox.push(P::error(e.code(), &e.to_string()));
+                if strikes > MAX_STRIKES {
+                    outbox.push_final(Some(P::error("abuse", "too many bad frames")));
+                    return ReaderEnd::Fatal;
+                }
+            }
+        }
+    }
+    ReaderEnd::Closed
+}
+
+async fn write_loop<K>(mut sink: K, outbox: Arc<Outbox>, link: Link)
+where
+    K: Sink<Message> + Unpin,
+{
+    loop {
+        match outbox.next().await {
+            Next::Frame(f) => {
+                if sink.send(Message::Text(f.into())).await.is_err() {
+                    return;
+                }
+            }
+            Next::Resync => {
+                if !link.drained().await {
+                    return;
+                }
+            }
+            Next::Close => {
+                let _ = sink.send(Message::Close(None)).await;
+                let _ = sink.close().await;
+                return;
+            }
+        }
+    }
+}
+
+async fn run_linked<S, E, P>(socket: S, link: Link, outbox: Arc<Outbox>, cfg: RelayConfig)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+    P: SideSpec,
+{
+    let (sink, stream) = socket.split();
+    let writer = write_loop(sink, outbox.clone(), link.clone());
+    let reader = read_loop::<_, E, P>(stream, &link, &outbox, cfg);
+    tokio::pin!(writer);
+    tokio::pin!(reader);
+    let reader_end = tokio::select! {
+        end = &mut reader => Some(end),
+        () = &mut writer => None,
+    };
+    if let Some(ReaderEnd::Fatal) = reader_end {
+        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    }
+    link.gone().await;
+}
+
+/// Refuse a connection: one `error` frame, then close.
+async fn refuse<S>(mut socket: S, frame: String)
+where
+    S: Sink<Message> + Unpin,
+{
+    let _ = socket.send(Message::Text(frame.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.close().await;
+}
+
+fn refusal_message(e: &SessionError) -> String {
+    if matches!(e, SessionError::Store(_)) {
+        tracing::error!(error = %e, "session store failure on connect");
+        return "internal error".into();
+    }
+    e.to_string()
+}
+
+/// Run a customer socket until it closes.
+pub async fn run_customer<S, E>(
+    registry: SessionRegistry,
+    cfg: RelayConfig,
+    socket: S,
+    id: String,
+    token: String,
+    origin: Option<String>,
+) where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let _guard = registry.conn_guard();
+    let outbox = Outbox::new(cfg.queues);
+    match registry
+        .connect_customer(&id, &token, origin.as_deref(), outbox.clone())
+        .await
+    {
+        Ok(link) => run_linked::<_, E, CustomerSide>(socket, link, outbox, cfg).await,
+        Err(e) => refuse(socket, customer_error(e.code(), &refusal_message(&e))).await,
+    }
+}
+
+/// Run an (already authenticated) agent socket until it closes.
+pub async fn run_agent<S, E>(registry: SessionRegistry, cfg: RelayConfig, socket: S, id: String, agent: AgentIdentity)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let _guard = registry.conn_guard();
+    let outbox = Outbox::new(cfg.queues);
+    match registry.join_agent(&id, agent, outbox.clone()).await {
+        Ok(link) => run_linked::<_, E, AgentSide>(socket, link, outbox, cfg).await,
+        Err(e) => refuse(socket, agent_error(e.code(), &refusal_message(&e))).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_counts_per_window() {
+        let mut r = RateLimit::new(2);
+        assert_eq!(r.check(), Ok(()));
+        assert_eq!(r.check(), Ok(()));
+        assert_eq!(r.check(), Err(true));
+        assert_eq!(r.check(), Err(false));
+    }
+}

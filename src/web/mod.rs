@@ -1,1 +1,136 @@
-//! web (skeleton)
+//! The HTTP layer (axum): [`app`] builds the router from an [`AppState`] (so
+//! tests can drive it), [`serve`] runs it on a listener with graceful
+//! shutdown, [`run`] is `cobrowse serve`. Sub-modules: `api` (JSON API),
+//! `auth` (login, CSRF, pages needing a user), `ws` (WebSocket upgrades),
+//! `assets` (embedded static files), `error` (the one error type).
+
+mod api;
+mod assets;
+pub mod auth;
+mod error;
+mod ws;
+
+pub use error::WebError;
+
+use crate::config::Config;
+use crate::session::SessionRegistry;
+use crate::store::{Bootstrap, Store};
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// Largest accepted HTTP request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Everything handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub registry: SessionRegistry,
+}
+
+/// Open the database, run migrations and the first-start bootstrap, and build
+/// the state. The returned [`Bootstrap`] holds secrets to show once.
+pub async fn build_state(config: Config) -> Result<(AppState, Bootstrap), WebError> {
+    let store = Store::open(&config.db).await?;
+    let boot = store.bootstrap(&config.public_url).await?;
+    SqliteStore::new(store.pool().clone())
+        .migrate()
+        .await
+        .map_err(|e| WebError::Internal(format!("login session table migration failed: {e}")))?;
+    let registry = SessionRegistry::new(store.clone(), &config);
+    Ok((
+        AppState {
+            config: Arc::new(config),
+            store,
+            registry,
+        },
+        boot,
+    ))
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(SqliteStore::new(state.store.pool().clone()))
+        .with_name("cobrowse_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+    Router::new()
+        .route("/", get(auth::index))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/login", get(auth::login_page).post(auth::login_submit))
+        .route("/logout", post(auth::logout))
+        .route("/agent", get(auth::agent_page))
+        .route("/api/v1/sessions", post(api::create_session).options(api::preflight))
+        .route("/api/v1/sessions/{id}", get(api::get_session))
+        .route("/api/v1/sessions/{id}/end", post(api::end_session))
+        .route("/api/v1/interactions/{interaction}/end", post(api::end_interaction))
+        .route("/ws/customer/{id}", get(ws::customer))
+        .route("/ws/agent/{id}", get(ws::agent))
+        .merge(assets::routes())
+        .with_state(state)
+        .layer(sessions)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serve on a bound listener until `shutdown` resolves; then every live
+/// session ends with `server_shutdown` (both sides told, history written).
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let registry = state.registry.clone();
+    let router = app(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending live sessions");
+            registry.shutdown().await;
+        })
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,1 @@
+/* cobrowse snippet: placeholder, written by the front-end helper */

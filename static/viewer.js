@@ -1,0 +1,1 @@
+/* agent viewer: placeholder, written by the front-end helper */
