@@ -4,6 +4,7 @@
 //! `auth` (login, CSRF, pages needing a user), `ws` (WebSocket upgrades),
 //! `assets` (embedded static files), `error` (the one error type).
 
+pub mod admin;
 mod api;
 mod assets;
 pub mod auth;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub registry: SessionRegistry,
+    /// Failed sign-in counters per address (admin editor's login hook).
+    pub login_guard: admin::login_guard::LoginGuard,
 }
 
 /// Open the database, run migrations and the first-start bootstrap, and build
@@ -54,6 +57,7 @@ pub async fn build_state(config: Config) -> Result<(AppState, Bootstrap), WebErr
             config: Arc::new(config),
             store,
             registry,
+            login_guard: Default::default(),
         },
         boot,
     ))
@@ -80,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/customer/{id}", get(ws::customer))
         .route("/ws/agent/{id}", get(ws::agent))
         .merge(assets::routes())
+        .merge(admin::routes())
         .with_state(state)
         .layer(sessions)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -98,7 +103,7 @@ where
 {
     let registry = state.registry.clone();
     let router = app(state);
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending live sessions");

@@ -10,6 +10,7 @@
 //! own login itself (`web::auth`) nor the rule engine (`rules`, `rewrite`).
 
 pub mod audit;
+pub mod login_guard;
 pub mod picker;
 pub mod preview;
 pub mod publish;
@@ -26,7 +27,7 @@ use axum::extract::{FromRequestParts, Multipart};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -36,7 +37,7 @@ use tower_sessions::Session;
 const FLASH_KEY: &str = "admin_flash";
 
 /// Largest upload accepted by the preview and import forms (bytes).
-pub const UPLOAD_LIMIT: usize = 2 * 1024 * 1024;
+pub const UPLOAD_LIMIT: usize = 900 * 1024;
 
 /// Routes of the editor, to be merged into the app router.
 pub fn routes() -> Router<AppState> {

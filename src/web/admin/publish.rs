@@ -170,6 +170,27 @@ pub fn diff(published: &[Rule], draft: &[Rule]) -> Vec<DiffRow> {
     rows
 }
 
+/// Privacy settings in words, e.g. "rules only; detectors: card".
+pub fn describe_settings(s: &SiteSettings) -> String {
+    let level = match s.privacy {
+        crate::rules::PrivacyLevel::Allow => "rules only",
+        crate::rules::PrivacyLevel::MaskInputs => "mask inputs",
+        crate::rules::PrivacyLevel::MaskAll => "mask everything",
+    };
+    let mut detectors = Vec::new();
+    if s.detectors.card {
+        detectors.push("card numbers");
+    }
+    if s.detectors.email {
+        detectors.push("e-mail");
+    }
+    if s.detectors.national_id {
+        detectors.push("national ids");
+    }
+    let detectors = if detectors.is_empty() { "none".to_owned() } else { detectors.join(", ") };
+    format!("{level}; detectors: {detectors}")
+}
+
 /// Whether the order of the kept rules changed (rules apply in order).
 fn reordered(published: &[Rule], draft: &[Rule]) -> bool {
     let kept_p: Vec<&Rule> = published.iter().filter(|r| draft.contains(r)).collect();
@@ -185,8 +206,8 @@ struct PublishPage {
     published: Option<i64>,
     rows: Vec<DiffRow>,
     pending: usize,
-    settings_before: Option<SiteSettings>,
-    settings_after: SiteSettings,
+    settings_before: String,
+    settings_after: String,
     settings_changed: bool,
     reordered: bool,
     versions: Vec<VersionSummary>,
@@ -215,8 +236,8 @@ async fn page(admin: Admin, Path(key): Path<String>) -> Result<Response, WebErro
         published: pub_version,
         rows,
         pending,
-        settings_before: pub_settings,
-        settings_after: draft_settings,
+        settings_before: pub_settings.map(|s| describe_settings(&s)).unwrap_or_default(),
+        settings_after: describe_settings(&draft_settings),
         settings_changed,
         reordered,
         versions,
@@ -320,7 +341,7 @@ struct VersionPage {
     nav: Nav,
     site: Site,
     version: crate::store::PublishedVersion,
-    latest: Option<i64>,
+    is_latest: bool,
 }
 
 async fn version_page(admin: Admin, Path((key, version)): Path<(String, i64)>) -> Result<Response, WebError> {
@@ -335,8 +356,8 @@ async fn version_page(admin: Admin, Path((key, version)): Path<(String, i64)>) -
     Ok(VersionPage {
         nav,
         site,
+        is_latest: latest == Some(v.version),
         version: v,
-        latest,
     }
     .into_response())
 }

@@ -226,6 +226,8 @@ struct RulesPage {
     rules: Vec<Rule>,
     form: RuleFormView,
     settings: SiteSettings,
+    /// The privacy level's form value.
+    privacy: &'static str,
     published_version: Option<i64>,
     unpublished: bool,
     pick_url: String,
@@ -268,6 +270,11 @@ async fn render_rules(
         pick_url: default_pick_url(&site),
         rev: draft.updated_at.clone(),
         rules: draft.rules,
+        privacy: match draft.settings.privacy {
+            PrivacyLevel::Allow => "allow",
+            PrivacyLevel::MaskInputs => "mask-inputs",
+            PrivacyLevel::MaskAll => "mask-all",
+        },
         settings: draft.settings,
         published_version: published.map(|p| p.version),
         unpublished,
