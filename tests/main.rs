@@ -1,0 +1,5 @@
+//! The one integration test binary: a real server on an ephemeral port, real
+//! SQLite, real WebSocket and HTTP clients. Modules by topic.
+
+mod admin;
+mod common;
