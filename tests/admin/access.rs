@@ -50,7 +50,7 @@ async fn every_admin_page_requires_sign_in() {
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "GET {path}");
         let to = location(&resp);
         assert!(to.starts_with("/login?next="), "GET {path} redirected to {to}");
-        assert!(to.contains("%2Fadmin"), "the page is kept as `next`: {to}");
+        assert!(to.contains("next=/admin"), "the page is kept as `next`: {to}");
     }
     for path in FORMS {
         let resp = http.post(app.url(path)).form(&[("csrf", "x")]).send().await.unwrap();

@@ -93,7 +93,7 @@ async fn forged_foreign_or_malformed_picker_requests_write_nothing() {
         ("", json!({"token": format!("{payload}.{forged_mac}"), "selector": ".x", "action": "mask", "count": 1}), StatusCode::FORBIDDEN),
         ("", json!({"token": "garbage", "selector": ".x", "action": "mask", "count": 1}), StatusCode::FORBIDDEN),
         ("https://evil.example", json!({"token": token, "selector": ".x", "action": "mask", "count": 1}), StatusCode::FORBIDDEN),
-        ("", json!({"token": token, "selector": "div[", "action": "mask", "count": 1}), StatusCode::UNPROCESSABLE_ENTITY),
+        ("", json!({"token": token, "selector": "div >>", "action": "mask", "count": 1}), StatusCode::UNPROCESSABLE_ENTITY),
         ("", json!({"token": token, "selector": ".x", "action": "unmask", "count": 1}), StatusCode::UNPROCESSABLE_ENTITY),
         ("", json!({"token": token, "selector": ".x", "action": "mask", "count": 1, "value": "4111 1111 1111 1111"}), StatusCode::BAD_REQUEST),
         ("", json!({"token": token, "selector": ".x"}), StatusCode::BAD_REQUEST),

@@ -22,7 +22,7 @@ async fn invalid_selector_shows_the_parser_message_and_keeps_what_was_typed() {
     let mut admin = Browser::admin(&app).await;
     admin.refresh_csrf("/admin/sites/demo/rules").await;
     let resp = admin
-        .post("/admin/sites/demo/rules", &rule("input[name=card", "block", "/checkout/*", "card field typed"))
+        .post("/admin/sites/demo/rules", &rule("input[name=card] %", "block", "/checkout/*", "card field typed"))
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
@@ -30,7 +30,7 @@ async fn invalid_selector_shows_the_parser_message_and_keeps_what_was_typed() {
     let error = &html[html.find("id=\"selector-error\"").unwrap()..];
     let error = &error[..error.find("</div>").unwrap()];
     assert!(error.contains("Invalid selector at 1:"), "line:column shown: {error}");
-    assert!(html.contains("value=\"input[name=card\""), "typed selector kept");
+    assert!(html.contains("value=\"input[name=card] %\""), "typed selector kept");
     assert!(html.contains("value=\"/checkout/*\""), "typed URL kept");
     assert!(html.contains("value=\"card field typed\""), "typed description kept");
     assert!(html.contains("<option value=\"block\" selected>"), "chosen action kept");
@@ -142,7 +142,7 @@ async fn import_with_one_bad_rule_writes_nothing_and_lists_every_problem() {
     admin.refresh_csrf("/admin/sites/demo/import").await;
     let before = demo_draft(&app).await;
     let audit_before = app.state.store.list_audit(1000).await.unwrap().len();
-    let bad = "version: 1\nrules:\n  - selector: \".ok\"\n    action: mask\n  - selector: \"div[\"\n    action: block\n  - selector: \".fine\"\n    action: disable\n  - selector: \"p::nope(\"\n    action: mask\n";
+    let bad = "version: 1\nrules:\n  - selector: \".ok\"\n    action: mask\n  - selector: \"div >>\"\n    action: block\n  - selector: \".fine\"\n    action: disable\n  - selector: \"p:bogus\"\n    action: mask\n";
     let resp = admin
         .post_multipart("/admin/sites/demo/import", reqwest::multipart::Form::new().text("yaml", bad))
         .await;
