@@ -51,7 +51,9 @@ pub fn check_password(password: &str) -> Result<(), StoreError> {
         )));
     }
     if password.len() > 1024 {
-        return Err(StoreError::Invalid("password is longer than 1024 bytes".into()));
+        return Err(StoreError::Invalid(
+            "password is longer than 1024 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -69,14 +71,22 @@ impl Store {
             .bind(PICKER_SECRET_KEY)
             .fetch_one(self.pool())
             .await?;
-        hex::decode(value.trim()).map_err(|e| StoreError::Invalid(format!("stored picker secret: {e}")))
+        hex::decode(value.trim())
+            .map_err(|e| StoreError::Invalid(format!("stored picker secret: {e}")))
     }
 
     /// Rename a site (display name only; the key never changes).
-    pub async fn set_site_name(&self, key: &str, name: &str, actor: &str) -> Result<(), StoreError> {
+    pub async fn set_site_name(
+        &self,
+        key: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(StoreError::Invalid("the name must have 1-100 characters".into()));
+            return Err(StoreError::Invalid(
+                "the name must have 1-100 characters".into(),
+            ));
         }
         let before = self
             .site_by_key(key)
@@ -145,27 +155,35 @@ impl Store {
 
     /// Roll back: publish a copy of an earlier version as a new version and
     /// make it the draft too (one transaction). Returns the new version number.
-    pub async fn rollback_to(&self, site_id: i64, version: i64, actor: &str) -> Result<i64, StoreError> {
+    pub async fn rollback_to(
+        &self,
+        site_id: i64,
+        version: i64,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
         let site = self
             .site_by_id(site_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))?;
         let mut tx = self.pool().begin().await?;
-        let old: Option<(String, String)> =
-            sqlx::query_as("SELECT rules_json, settings_json FROM rule_versions WHERE site_id = ? AND version = ?")
-                .bind(site_id)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (rules_json, settings_json) =
-            old.ok_or_else(|| StoreError::NotFound(format!("version {version} of site `{}`", site.key)))?;
+        let old: Option<(String, String)> = sqlx::query_as(
+            "SELECT rules_json, settings_json FROM rule_versions WHERE site_id = ? AND version = ?",
+        )
+        .bind(site_id)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (rules_json, settings_json) = old.ok_or_else(|| {
+            StoreError::NotFound(format!("version {version} of site `{}`", site.key))
+        })?;
         let rules: Vec<Rule> = serde_json::from_str(&rules_json)?;
         validate_rules(&rules)?;
-        let (next,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?")
-                .bind(site_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?",
+        )
+        .bind(site_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let comment = format!("roll back to v{version}");
         sqlx::query(
             "INSERT INTO rule_versions (site_id, version, rules_json, settings_json, comment, author)
@@ -223,8 +241,14 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_insert(e, format!("user `{name}`")))?
             .last_insert_rowid();
-        self.audit(actor, "user.create", name, None, Some(&serde_json::json!({"role": role.as_str()})))
-            .await?;
+        self.audit(
+            actor,
+            "user.create",
+            name,
+            None,
+            Some(&serde_json::json!({"role": role.as_str()})),
+        )
+        .await?;
         Ok(User {
             id,
             name: name.to_owned(),
@@ -234,7 +258,11 @@ impl Store {
     }
 
     /// Audit entries matching a filter, newest first.
-    pub async fn audit_filtered(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_filtered(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let action_prefix = format!("{}%", filter.action.replace(['%', '_'], ""));
         Ok(sqlx::query_as(
             "SELECT id, at, actor, action, target, before_json, after_json FROM audit_log
@@ -253,12 +281,14 @@ impl Store {
 
     /// The distinct actors and action names in the audit log (filter menus).
     pub async fn audit_facets(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
-        let actors: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT actor FROM audit_log ORDER BY actor")
-            .fetch_all(self.pool())
-            .await?;
-        let actions: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT action FROM audit_log ORDER BY action")
-            .fetch_all(self.pool())
-            .await?;
+        let actors: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT actor FROM audit_log ORDER BY actor")
+                .fetch_all(self.pool())
+                .await?;
+        let actions: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT action FROM audit_log ORDER BY action")
+                .fetch_all(self.pool())
+                .await?;
         Ok((
             actors.into_iter().map(|a| a.0).collect(),
             actions.into_iter().map(|a| a.0).collect(),
@@ -267,7 +297,11 @@ impl Store {
 
     /// The most recent sessions with their mode-change counts, newest first;
     /// `site` filters by site key when not empty.
-    pub async fn session_rows(&self, site: &str, limit: i64) -> Result<Vec<SessionRow>, StoreError> {
+    pub async fn session_rows(
+        &self,
+        site: &str,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT h.id, h.session_id, h.site_key, h.agent, h.started_at, h.ended_at, h.end_reason,
                     (SELECT COUNT(*) FROM session_events e WHERE e.history_id = h.id AND e.kind = 'mode')

@@ -49,11 +49,22 @@ async fn every_admin_page_requires_sign_in() {
         let resp = http.get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "GET {path}");
         let to = location(&resp);
-        assert!(to.starts_with("/login?next="), "GET {path} redirected to {to}");
-        assert!(to.contains("next=/admin"), "the page is kept as `next`: {to}");
+        assert!(
+            to.starts_with("/login?next="),
+            "GET {path} redirected to {to}"
+        );
+        assert!(
+            to.contains("next=/admin"),
+            "the page is kept as `next`: {to}"
+        );
     }
     for path in FORMS {
-        let resp = http.post(app.url(path)).form(&[("csrf", "x")]).send().await.unwrap();
+        let resp = http
+            .post(app.url(path))
+            .form(&[("csrf", "x")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "POST {path}");
         assert!(location(&resp).starts_with("/login"), "POST {path}");
     }
@@ -82,20 +93,42 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_rejected() {
     let before = demo_draft(&app).await;
     for path in FORMS {
         for fields in [
-            vec![("selector", ".x"), ("action", "mask"), ("enabled", "on"), ("name", "n"), ("origins", "http://a.b")],
-            vec![("csrf", "not-the-token"), ("selector", ".x"), ("action", "mask")],
+            vec![
+                ("selector", ".x"),
+                ("action", "mask"),
+                ("enabled", "on"),
+                ("name", "n"),
+                ("origins", "http://a.b"),
+            ],
+            vec![
+                ("csrf", "not-the-token"),
+                ("selector", ".x"),
+                ("action", "mask"),
+            ],
         ] {
             let resp = admin.post_raw(path, &fields).await;
-            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "POST {path} {fields:?}");
+            assert_eq!(
+                resp.status(),
+                StatusCode::FORBIDDEN,
+                "POST {path} {fields:?}"
+            );
             let body = resp.text().await.unwrap();
             assert!(body.contains("reload the page"), "a clear message: {body}");
         }
     }
     assert_eq!(demo_draft(&app).await, before, "nothing was written");
-    assert!(app.state.store.user_by_name("agent1").await.unwrap().is_some_and(|u| !u.disabled));
+    assert!(app
+        .state
+        .store
+        .user_by_name("agent1")
+        .await
+        .unwrap()
+        .is_some_and(|u| !u.disabled));
     // The multipart forms check the token too.
     for path in ["/admin/sites/demo/import", "/admin/sites/demo/preview"] {
-        let form = reqwest::multipart::Form::new().text("yaml", "version: 1\nrules: []\n").text("html", "<p>x</p>");
+        let form = reqwest::multipart::Form::new()
+            .text("yaml", "version: 1\nrules: []\n")
+            .text("html", "<p>x</p>");
         let resp = admin
             .http
             .post(app.url(path))
@@ -112,8 +145,18 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_rejected() {
 async fn five_failed_logins_lock_the_account_for_15_minutes() {
     let app = spawn_app().await;
     let http = client();
-    let page = http.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("locked for 15 minutes"), "the login page says so plainly");
+    let page = http
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("locked for 15 minutes"),
+        "the login page says so plainly"
+    );
     let csrf = super::csrf_of(&page);
     let attempt = |password: &'static str| {
         let http = http.clone();
@@ -121,14 +164,22 @@ async fn five_failed_logins_lock_the_account_for_15_minutes() {
         let csrf = csrf.clone();
         async move {
             http.post(url)
-                .form(&[("name", "agent2"), ("password", password), ("csrf", &csrf), ("next", "/agent")])
+                .form(&[
+                    ("name", "agent2"),
+                    ("password", password),
+                    ("csrf", &csrf),
+                    ("next", "/agent"),
+                ])
                 .send()
                 .await
                 .unwrap()
         }
     };
     for _ in 0..4 {
-        assert_eq!(attempt("wrong-password").await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            attempt("wrong-password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     let fifth = attempt("wrong-password").await;
     assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -143,10 +194,11 @@ async fn five_failed_logins_lock_the_account_for_15_minutes() {
     let admin = Browser::admin(&app).await;
     let resp = admin.post("/admin/users/agent2/reset", &[]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let locked: (Option<i64>,) = sqlx::query_as("SELECT locked_until FROM users WHERE name = 'agent2'")
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
+    let locked: (Option<i64>,) =
+        sqlx::query_as("SELECT locked_until FROM users WHERE name = 'agent2'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
     assert_eq!(locked.0, None);
 }
 
@@ -154,13 +206,25 @@ async fn five_failed_logins_lock_the_account_for_15_minutes() {
 async fn unknown_names_are_rate_limited_per_address() {
     let app = spawn_app().await;
     let http = client();
-    let page = http.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = super::csrf_of(&page);
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let resp = http
             .post(app.url("/login"))
-            .form(&[("name", "nobody"), ("password", "whatever-pw"), ("csrf", &csrf), ("next", "/agent")])
+            .form(&[
+                ("name", "nobody"),
+                ("password", "whatever-pw"),
+                ("csrf", &csrf),
+                ("next", "/agent"),
+            ])
             .send()
             .await
             .unwrap();

@@ -29,7 +29,9 @@ pub fn client() -> Client {
 /// The value of the first hidden `csrf` field in a page.
 pub fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
-    let at = html.find(marker).unwrap_or_else(|| panic!("no csrf field in page:\n{html}"));
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in page:\n{html}"));
     let rest = &html[at + marker.len()..];
     rest[..rest.find('"').expect("end of csrf value")].to_owned()
 }
@@ -62,15 +64,28 @@ impl Browser {
     /// Sign in through the login form.
     pub async fn login(app: &TestApp, name: &str, password: &str) -> Browser {
         let http = client();
-        let page = http.get(app.url("/login")).send().await.expect("GET /login");
+        let page = http
+            .get(app.url("/login"))
+            .send()
+            .await
+            .expect("GET /login");
         let csrf = csrf_of(&page.text().await.expect("login page"));
         let resp = http
             .post(app.url("/login"))
-            .form(&[("name", name), ("password", password), ("csrf", &csrf), ("next", "/admin/sites")])
+            .form(&[
+                ("name", name),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/admin/sites"),
+            ])
             .send()
             .await
             .expect("POST /login");
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "login of {name} failed");
+        assert_eq!(
+            resp.status(),
+            StatusCode::SEE_OTHER,
+            "login of {name} failed"
+        );
         let mut b = Browser {
             http,
             base: app.base.clone(),

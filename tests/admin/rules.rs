@@ -6,7 +6,12 @@ use super::{demo_draft, location, rev_of, Browser};
 use crate::common::spawn_app;
 use reqwest::StatusCode;
 
-fn rule<'a>(selector: &'a str, action: &'a str, url: &'a str, description: &'a str) -> Vec<(&'a str, &'a str)> {
+fn rule<'a>(
+    selector: &'a str,
+    action: &'a str,
+    url: &'a str,
+    description: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("selector", selector),
         ("action", action),
@@ -22,28 +27,58 @@ async fn invalid_selector_shows_the_parser_message_and_keeps_what_was_typed() {
     let mut admin = Browser::admin(&app).await;
     admin.refresh_csrf("/admin/sites/demo/rules").await;
     let resp = admin
-        .post("/admin/sites/demo/rules", &rule("input[name=card] %", "block", "/checkout/*", "card field typed"))
+        .post(
+            "/admin/sites/demo/rules",
+            &rule(
+                "input[name=card] %",
+                "block",
+                "/checkout/*",
+                "card field typed",
+            ),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("id=\"selector-error\""), "error next to the field");
+    assert!(
+        html.contains("id=\"selector-error\""),
+        "error next to the field"
+    );
     let error = &html[html.find("id=\"selector-error\"").unwrap()..];
     let error = &error[..error.find("</div>").unwrap()];
-    assert!(error.contains("Invalid selector at 1:"), "line:column shown: {error}");
-    assert!(html.contains("value=\"input[name=card] %\""), "typed selector kept");
+    assert!(
+        error.contains("Invalid selector at 1:"),
+        "line:column shown: {error}"
+    );
+    assert!(
+        html.contains("value=\"input[name=card] %\""),
+        "typed selector kept"
+    );
     assert!(html.contains("value=\"/checkout/*\""), "typed URL kept");
-    assert!(html.contains("value=\"card field typed\""), "typed description kept");
-    assert!(html.contains("<option value=\"block\" selected>"), "chosen action kept");
+    assert!(
+        html.contains("value=\"card field typed\""),
+        "typed description kept"
+    );
+    assert!(
+        html.contains("<option value=\"block\" selected>"),
+        "chosen action kept"
+    );
     assert_eq!(demo_draft(&app).await.len(), 2, "nothing written");
 
     // An unknown pseudo-class and a bad URL glob are reported the same way.
-    let resp = admin.post("/admin/sites/demo/rules", &rule("p:bogus", "mask", "", "")).await;
+    let resp = admin
+        .post("/admin/sites/demo/rules", &rule("p:bogus", "mask", "", ""))
+        .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().await.unwrap().contains("id=\"selector-error\""));
-    let resp = admin.post("/admin/sites/demo/rules", &rule(".ok", "mask", "/a/[", "")).await;
+    let resp = admin
+        .post("/admin/sites/demo/rules", &rule(".ok", "mask", "/a/[", ""))
+        .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("id=\"url-error\""), "URL pattern error next to its field");
+    assert!(
+        html.contains("id=\"url-error\""),
+        "URL pattern error next to its field"
+    );
     assert!(!html.contains("id=\"selector-error\""));
     assert_eq!(demo_draft(&app).await.len(), 2);
 }
@@ -54,24 +89,45 @@ async fn rules_are_added_edited_toggled_reordered_and_deleted() {
     let mut admin = Browser::admin(&app).await;
     admin.refresh_csrf("/admin/sites/demo/rules").await;
     let resp = admin
-        .post("/admin/sites/demo/rules", &rule(".balance", "mask", "/account/*", "Balances"))
+        .post(
+            "/admin/sites/demo/rules",
+            &rule(".balance", "mask", "/account/*", "Balances"),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/admin/sites/demo/rules");
     let page = admin.get_text("/admin/sites/demo/rules").await;
-    assert!(page.contains("Rule 3 added"), "flash shown after the redirect");
+    assert!(
+        page.contains("Rule 3 added"),
+        "flash shown after the redirect"
+    );
     assert!(page.contains(".balance"));
-    assert_eq!(demo_draft(&app).await[2], (".balance".into(), "mask".into(), true));
+    assert_eq!(
+        demo_draft(&app).await[2],
+        (".balance".into(), "mask".into(), true)
+    );
 
     // Edit rule 3.
     let resp = admin
-        .post("/admin/sites/demo/rules/3", &rule("#ssn", "block", "", "SSN"))
+        .post(
+            "/admin/sites/demo/rules/3",
+            &rule("#ssn", "block", "", "SSN"),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(demo_draft(&app).await[2], ("#ssn".into(), "block".into(), true));
+    assert_eq!(
+        demo_draft(&app).await[2],
+        ("#ssn".into(), "block".into(), true)
+    );
 
     // Toggle, move up twice (the second is a no-op at the top), delete.
-    assert_eq!(admin.post("/admin/sites/demo/rules/3/toggle", &[]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin
+            .post("/admin/sites/demo/rules/3/toggle", &[])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     assert!(!demo_draft(&app).await[2].2);
     admin.post("/admin/sites/demo/rules/3/up", &[]).await;
     admin.post("/admin/sites/demo/rules/2/up", &[]).await;
@@ -81,20 +137,41 @@ async fn rules_are_added_edited_toggled_reordered_and_deleted() {
     assert_eq!(draft[1].0, "input[type=password]");
     admin.post("/admin/sites/demo/rules/1/down", &[]).await;
     assert_eq!(demo_draft(&app).await[1].0, "#ssn");
-    assert_eq!(admin.post("/admin/sites/demo/rules/2/delete", &[]).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin
+            .post("/admin/sites/demo/rules/2/delete", &[])
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     let draft = demo_draft(&app).await;
     assert_eq!(draft.len(), 2);
     assert!(draft.iter().all(|r| r.0 != "#ssn"));
 
     // Out of range rule numbers are a 404.
-    assert_eq!(admin.post("/admin/sites/demo/rules/9/delete", &[]).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin
+            .post("/admin/sites/demo/rules/9/delete", &[])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 
     // Every change is in the audit log under the admin's name.
     let audit = app.state.store.list_audit(50).await.unwrap();
-    for action in ["rules.add", "rules.edit", "rules.toggle", "rules.move", "rules.delete"] {
+    for action in [
+        "rules.add",
+        "rules.edit",
+        "rules.toggle",
+        "rules.move",
+        "rules.delete",
+    ] {
         assert!(
-            audit.iter().any(|e| e.action == action && e.actor == "admin" && e.target == "demo"
-                && e.before_json.is_some() && e.after_json.is_some()),
+            audit.iter().any(|e| e.action == action
+                && e.actor == "admin"
+                && e.target == "demo"
+                && e.before_json.is_some()
+                && e.after_json.is_some()),
             "{action} audited with before/after"
         );
     }
@@ -108,9 +185,17 @@ async fn a_change_from_a_stale_page_is_refused() {
     let old_rev = rev_of(&admin.get_text("/admin/sites/demo/rules").await);
     let mut fields = rule(".a", "mask", "", "");
     fields.push(("rev", &old_rev));
-    assert_eq!(admin.post("/admin/sites/demo/rules", &fields).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin
+            .post("/admin/sites/demo/rules", &fields)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     // The same (now stale) page deletes rule 1: refused, nothing deleted.
-    let resp = admin.post("/admin/sites/demo/rules/1/delete", &[("rev", &old_rev)]).await;
+    let resp = admin
+        .post("/admin/sites/demo/rules/1/delete", &[("rev", &old_rev)])
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(resp.text().await.unwrap().contains("reload the page"));
     assert_eq!(demo_draft(&app).await.len(), 3);
@@ -122,14 +207,26 @@ async fn privacy_settings_are_saved_to_the_draft() {
     let mut admin = Browser::admin(&app).await;
     admin.refresh_csrf("/admin/sites/demo/rules").await;
     let resp = admin
-        .post("/admin/sites/demo/settings", &[("privacy", "mask-inputs"), ("email", "on")])
+        .post(
+            "/admin/sites/demo/settings",
+            &[("privacy", "mask-inputs"), ("email", "on")],
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
-    let s = app.state.store.draft(site.id).await.unwrap().unwrap().settings;
+    let s = app
+        .state
+        .store
+        .draft(site.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .settings;
     assert_eq!(s.privacy, cobrowse::rules::PrivacyLevel::MaskInputs);
     assert!(s.detectors.email && !s.detectors.card && !s.detectors.national_id);
-    let resp = admin.post("/admin/sites/demo/settings", &[("privacy", "everything")]).await;
+    let resp = admin
+        .post("/admin/sites/demo/settings", &[("privacy", "everything")])
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -144,17 +241,30 @@ async fn import_with_one_bad_rule_writes_nothing_and_lists_every_problem() {
     let audit_before = app.state.store.list_audit(1000).await.unwrap().len();
     let bad = "version: 1\nrules:\n  - selector: \".ok\"\n    action: mask\n  - selector: \"div >>\"\n    action: block\n  - selector: \".fine\"\n    action: disable\n  - selector: \"p:bogus\"\n    action: mask\n";
     let resp = admin
-        .post_multipart("/admin/sites/demo/import", reqwest::multipart::Form::new().text("yaml", bad))
+        .post_multipart(
+            "/admin/sites/demo/import",
+            reqwest::multipart::Form::new().text("yaml", bad),
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
-    assert!(html.contains("Nothing was imported: 2 problem(s)"), "{html}");
+    assert!(
+        html.contains("Nothing was imported: 2 problem(s)"),
+        "{html}"
+    );
     assert!(html.contains("<strong>Rule 2</strong>"));
     assert!(html.contains("<strong>Rule 4</strong>"));
     assert!(!html.contains("<strong>Rule 1</strong>"));
-    assert!(html.contains(".fine"), "the pasted YAML is kept in the form");
+    assert!(
+        html.contains(".fine"),
+        "the pasted YAML is kept in the form"
+    );
     assert_eq!(demo_draft(&app).await, before, "draft untouched");
-    assert_eq!(app.state.store.list_audit(1000).await.unwrap().len(), audit_before, "no audit entry");
+    assert_eq!(
+        app.state.store.list_audit(1000).await.unwrap().len(),
+        audit_before,
+        "no audit entry"
+    );
 
     // A YAML syntax error is one clear problem.
     let resp = admin
@@ -177,13 +287,18 @@ async fn a_valid_pack_uploaded_as_a_file_replaces_the_draft_and_exports_back() {
     let resp = admin
         .post_multipart(
             "/admin/sites/demo/import",
-            reqwest::multipart::Form::new().part("file", file).text("yaml", ""),
+            reqwest::multipart::Form::new()
+                .part("file", file)
+                .text("yaml", ""),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         demo_draft(&app).await,
-        vec![(".balance".into(), "mask".into(), true), ("#promo".into(), "block".into(), false)]
+        vec![
+            (".balance".into(), "mask".into(), true),
+            ("#promo".into(), "block".into(), false)
+        ]
     );
     let resp = admin.get("/admin/sites/demo/export").await;
     assert_eq!(resp.status(), StatusCode::OK);

@@ -24,7 +24,10 @@ pub struct LoginGuard {
 
 impl LoginGuard {
     fn keys(address: &str, name: &str) -> [String; 2] {
-        [format!("a|{address}"), format!("n|{address}|{}", name.to_lowercase())]
+        [
+            format!("a|{address}"),
+            format!("n|{address}|{}", name.to_lowercase()),
+        ]
     }
 
     /// `Err(wait)` when this address (or address and name) must wait before
@@ -34,9 +37,15 @@ impl LoginGuard {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let [by_address, by_name] = Self::keys(address, name);
         let mut wait = None;
-        for (key, max) in [(by_address, MAX_PER_ADDRESS), (by_name, MAX_PER_ADDRESS_AND_NAME)] {
+        for (key, max) in [
+            (by_address, MAX_PER_ADDRESS),
+            (by_name, MAX_PER_ADDRESS_AND_NAME),
+        ] {
             if let Some(times) = map.get(&key) {
-                let recent: Vec<&Instant> = times.iter().filter(|t| now.duration_since(**t) < WINDOW).collect();
+                let recent: Vec<&Instant> = times
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < WINDOW)
+                    .collect();
                 if recent.len() >= max {
                     // Free again when the oldest failure that still counts leaves the window.
                     let oldest = recent[recent.len() - max];

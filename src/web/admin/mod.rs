@@ -51,9 +51,18 @@ pub fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(users::routes())
         .merge(picker::routes())
-        .route("/static/admin.css", get(|| async { asset(CSS, include_str!("../../../static/admin.css")) }))
-        .route("/static/admin.js", get(|| async { asset(JS, include_str!("../../../static/admin.js")) }))
-        .route("/static/picker.js", get(|| async { asset(JS, include_str!("../../../static/picker.js")) }))
+        .route(
+            "/static/admin.css",
+            get(|| async { asset(CSS, include_str!("../../../static/admin.css")) }),
+        )
+        .route(
+            "/static/admin.js",
+            get(|| async { asset(JS, include_str!("../../../static/admin.js")) }),
+        )
+        .route(
+            "/static/picker.js",
+            get(|| async { asset(JS, include_str!("../../../static/picker.js")) }),
+        )
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -61,7 +70,10 @@ const CSS: &str = "text/css; charset=utf-8";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
 }
@@ -118,7 +130,9 @@ impl FromRequestParts<AppState> for Admin {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(status, msg)| (status, msg).into_response())?;
-        let user = cookie_user(state, &session).await.map_err(IntoResponse::into_response)?;
+        let user = cookie_user(state, &session)
+            .await
+            .map_err(IntoResponse::into_response)?;
         match user {
             None => {
                 let next = parts
@@ -132,7 +146,9 @@ impl FromRequestParts<AppState> for Admin {
             }
             Some(u) if u.role != Role::Admin => Err((
                 StatusCode::FORBIDDEN,
-                ForbiddenPage { user: u.name.clone() },
+                ForbiddenPage {
+                    user: u.name.clone(),
+                },
             )
                 .into_response()),
             Some(user) => Ok(Admin {
@@ -203,7 +219,9 @@ pub fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -213,7 +231,10 @@ pub fn url_encode(s: &str) -> String {
 /// The text fields and uploaded files of a multipart form, by field name.
 /// A file's content (UTF-8, lossily) is stored under its field name; empty
 /// file inputs are skipped. Fails with a clear message past `limit` bytes.
-pub async fn read_multipart(mut mp: Multipart, limit: usize) -> Result<HashMap<String, String>, WebError> {
+pub async fn read_multipart(
+    mut mp: Multipart,
+    limit: usize,
+) -> Result<HashMap<String, String>, WebError> {
     let mut fields = HashMap::new();
     let mut total = 0usize;
     loop {

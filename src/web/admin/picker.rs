@@ -72,10 +72,17 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
 
 /// Sign a grant into a token.
 pub fn sign(secret: &[u8], grant: &PickerGrant) -> String {
-    let payload = format!("v1|{}|{}|{}|{}", grant.site, grant.admin, grant.expires, grant.page);
+    let payload = format!(
+        "v1|{}|{}|{}|{}",
+        grant.site, grant.admin, grant.expires, grant.page
+    );
     let mut m = mac(secret);
     m.update(payload.as_bytes());
-    format!("{}.{}", hex::encode(payload), hex::encode(m.finalize().into_bytes()))
+    format!(
+        "{}.{}",
+        hex::encode(payload),
+        hex::encode(m.finalize().into_bytes())
+    )
 }
 
 /// Check a token's signature and expiry (`now` in unix seconds).
@@ -88,9 +95,13 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
     let mut parts = payload.splitn(5, '|');
-    let (Some("v1"), Some(site), Some(admin), Some(expires), Some(page)) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("v1"), Some(site), Some(admin), Some(expires), Some(page)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(TokenError::Malformed);
     };
     let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
@@ -129,13 +140,19 @@ pub fn page_on_site(site: &Site, url: &str) -> Result<String, String> {
     Ok(url.to_owned())
 }
 
-async fn open(admin: Admin, Path(key): Path<String>, Form(form): Form<OpenForm>) -> Result<Response, WebError> {
+async fn open(
+    admin: Admin,
+    Path(key): Path<String>,
+    Form(form): Form<OpenForm>,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let site = admin.site(&key).await?;
     let page = match page_on_site(&site, &form.url) {
         Ok(p) => p,
         Err(message) => {
-            admin.flash(false, format!("Cannot open the picker: {message}")).await?;
+            admin
+                .flash(false, format!("Cannot open the picker: {message}"))
+                .await?;
             return Ok(Redirect::to(&format!("/admin/sites/{}/rules", site.key)).into_response());
         }
     };
@@ -148,7 +165,13 @@ async fn open(admin: Admin, Path(key): Path<String>, Form(form): Form<OpenForm>)
     let token = sign(&admin.store.picker_secret().await?, &grant);
     admin
         .store
-        .audit(&admin.user.name, "picker.open", &site.key, None, Some(&serde_json::json!({"page": page})))
+        .audit(
+            &admin.user.name,
+            "picker.open",
+            &site.key,
+            None,
+            Some(&serde_json::json!({"page": page})),
+        )
         .await?;
     Ok(Redirect::to(&format!("{page}#cobrowse-pick={token}")).into_response())
 }
@@ -175,7 +198,11 @@ fn answer(status: StatusCode, origin: Option<&str>, body: serde_json::Value) -> 
 }
 
 fn refuse(status: StatusCode, origin: Option<&str>, message: impl Into<String>) -> Response {
-    answer(status, origin, serde_json::json!({"ok": false, "error": message.into()}))
+    answer(
+        status,
+        origin,
+        serde_json::json!({"ok": false, "error": message.into()}),
+    )
 }
 
 /// Whether some site allows this origin (preflights carry no token).
@@ -183,10 +210,17 @@ async fn origin_known(store: &Store, origin: &str) -> Result<bool, WebError> {
     let Ok(origin) = normalize_origin(origin) else {
         return Ok(false);
     };
-    Ok(store.list_sites().await?.iter().any(|s| s.origins.contains(&origin)))
+    Ok(store
+        .list_sites()
+        .await?
+        .iter()
+        .any(|s| s.origins.contains(&origin)))
 }
 
-async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+async fn preflight(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let Some(origin) = origin else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -199,17 +233,34 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Result<
     if let Ok(o) = HeaderValue::from_str(origin) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
     }
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     Ok(resp)
 }
 
-async fn api(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, WebError> {
+async fn api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
     let origin_header = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     if body.len() > BODY_LIMIT {
-        return Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, None, "request too large"));
+        return Ok(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            "request too large",
+        ));
     }
     let req: PickRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -227,13 +278,23 @@ async fn api(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         Err(e) => return Ok(refuse(StatusCode::FORBIDDEN, None, e.to_string())),
     };
     let Some(site) = state.store.site_by_key(&grant.site).await? else {
-        return Ok(refuse(StatusCode::NOT_FOUND, None, "the site no longer exists"));
+        return Ok(refuse(
+            StatusCode::NOT_FOUND,
+            None,
+            "the site no longer exists",
+        ));
     };
     // Browsers always send Origin on cross-origin POSTs: it must be the site's.
     let origin = match origin_header {
         Some(o) => match normalize_origin(o) {
             Ok(n) if site.origins.contains(&n) => Some(o),
-            _ => return Ok(refuse(StatusCode::FORBIDDEN, None, "this origin is not allowed for the site")),
+            _ => {
+                return Ok(refuse(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    "this origin is not allowed for the site",
+                ))
+            }
         },
         None => None,
     };
@@ -246,7 +307,11 @@ async fn api(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     };
     let selector = req.selector.trim().to_owned();
     if selector.is_empty() || selector.len() > 2048 {
-        return Ok(refuse(StatusCode::UNPROCESSABLE_ENTITY, origin, "the selector is empty or too long"));
+        return Ok(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            origin,
+            "the selector is empty or too long",
+        ));
     }
     let path = page_path(&grant.page);
     let rule = Rule {
@@ -256,10 +321,22 @@ async fn api(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         description: format!("picked on {path}"),
         enabled: true,
     };
-    if let Some(e) = CompiledRules::validate_all(std::slice::from_ref(&rule)).into_iter().next() {
-        return Ok(refuse(StatusCode::UNPROCESSABLE_ENTITY, origin, e.to_string()));
+    if let Some(e) = CompiledRules::validate_all(std::slice::from_ref(&rule))
+        .into_iter()
+        .next()
+    {
+        return Ok(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            origin,
+            e.to_string(),
+        ));
     }
-    let mut draft = state.store.draft(site.id).await?.map(|d| (d.rules, d.settings)).unwrap_or_default();
+    let mut draft = state
+        .store
+        .draft(site.id)
+        .await?
+        .map(|d| (d.rules, d.settings))
+        .unwrap_or_default();
     draft.0.push(rule.clone());
     let number = draft.0.len();
     state
@@ -314,7 +391,10 @@ mod tests {
         assert_eq!(verify(b"other", &t, 0), Err(TokenError::BadSignature));
         let (p, m) = t.split_once('.').unwrap();
         let forged_payload = hex::encode("v1|demo|ada|99999999999|/x");
-        assert_eq!(verify(b"secret", &format!("{forged_payload}.{m}"), 0), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(b"secret", &format!("{forged_payload}.{m}"), 0),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(verify(b"secret", p, 0), Err(TokenError::Malformed));
         assert_eq!(verify(b"secret", "zz.zz", 0), Err(TokenError::Malformed));
     }
@@ -333,7 +413,10 @@ mod tests {
         );
         assert!(page_on_site(&site, "http://evil.example/demo/checkout").is_err());
         assert!(page_on_site(&site, "javascript:alert(1)").is_err());
-        assert_eq!(page_path("http://h:1/demo/checkout?x=1"), "/demo/checkout?x=1");
+        assert_eq!(
+            page_path("http://h:1/demo/checkout?x=1"),
+            "/demo/checkout?x=1"
+        );
         assert_eq!(page_path("http://h"), "/");
     }
 }

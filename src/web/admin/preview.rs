@@ -132,7 +132,10 @@ fn applies(rule: &Rule, url: &str) -> bool {
 /// front of everything when there is none).
 fn with_styles(html: &str, styles: &str) -> String {
     let lower = html.to_ascii_lowercase();
-    if let Some(at) = lower.find("<head").and_then(|h| lower[h..].find('>').map(|e| h + e + 1)) {
+    if let Some(at) = lower
+        .find("<head")
+        .and_then(|h| lower[h..].find('>').map(|e| h + e + 1))
+    {
         format!("{}{styles}{}", &html[..at], &html[at..])
     } else {
         format!("{styles}{html}")
@@ -169,7 +172,10 @@ async fn run(admin: Admin, Path(key): Path<String>, mp: Multipart) -> Result<Res
         .or_else(|| fields.get("html"))
         .cloned()
         .unwrap_or_default();
-    let url = fields.get("url").map(|u| u.trim().to_owned()).unwrap_or_default();
+    let url = fields
+        .get("url")
+        .map(|u| u.trim().to_owned())
+        .unwrap_or_default();
     let nav = admin.nav("preview", &site.key).await?;
     let fail = |nav: Nav, site: Site, html: String, url: String, error: String| {
         let page = PreviewPage {
@@ -183,7 +189,13 @@ async fn run(admin: Admin, Path(key): Path<String>, mp: Multipart) -> Result<Res
         Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
     };
     if html.trim().is_empty() {
-        return fail(nav, site, html, url, "paste the page's HTML or choose a saved page".into());
+        return fail(
+            nav,
+            site,
+            html,
+            url,
+            "paste the page's HTML or choose a saved page".into(),
+        );
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return fail(
@@ -207,7 +219,10 @@ async fn run(admin: Admin, Path(key): Path<String>, mp: Multipart) -> Result<Res
     match result {
         Ok(p) => {
             let rows = rows(&rules, p.matches, &url);
-            let unmatched = rows.iter().filter(|r| r.enabled && !r.other_page && r.count == 0).count();
+            let unmatched = rows
+                .iter()
+                .filter(|r| r.enabled && !r.other_page && r.count == 0)
+                .count();
             let result = PreviewResult {
                 customer_srcdoc: with_styles(&p.customer_html, &customer_outlines(&rules, &url)),
                 agent_srcdoc: with_styles(&p.agent_html, AGENT_OUTLINES),
@@ -256,7 +271,10 @@ mod tests {
     #[test]
     fn styles_go_into_the_head() {
         assert_eq!(
-            with_styles("<html><HEAD><title>x</title></head></html>", "<style></style>"),
+            with_styles(
+                "<html><HEAD><title>x</title></head></html>",
+                "<style></style>"
+            ),
             "<html><HEAD><style></style><title>x</title></head></html>"
         );
         assert_eq!(with_styles("<p>x</p>", "<s>"), "<s><p>x</p>");

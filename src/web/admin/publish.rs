@@ -25,7 +25,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/publish", get(pick_site))
         .route("/admin/sites/{key}/publish", get(page).post(publish))
         .route("/admin/sites/{key}/versions/{version}", get(version_page))
-        .route("/admin/sites/{key}/versions/{version}/rollback", post(rollback))
+        .route(
+            "/admin/sites/{key}/versions/{version}/rollback",
+            post(rollback),
+        )
 }
 
 async fn pick_site(admin: Admin, Query(q): Query<SiteQuery>) -> Result<Response, WebError> {
@@ -117,9 +120,9 @@ pub fn diff(published: &[Rule], draft: &[Rule]) -> Vec<DiffRow> {
         if matched[d].is_some() {
             continue;
         }
-        if let Some(p) = (0..published.len())
-            .find(|&p| !used[p] && published[p].selector == rule.selector && published[p].url == rule.url)
-        {
+        if let Some(p) = (0..published.len()).find(|&p| {
+            !used[p] && published[p].selector == rule.selector && published[p].url == rule.url
+        }) {
             used[p] = true;
             matched[d] = Some(p);
         }
@@ -187,7 +190,11 @@ pub fn describe_settings(s: &SiteSettings) -> String {
     if s.detectors.national_id {
         detectors.push("national ids");
     }
-    let detectors = if detectors.is_empty() { "none".to_owned() } else { detectors.join(", ") };
+    let detectors = if detectors.is_empty() {
+        "none".to_owned()
+    } else {
+        detectors.join(", ")
+    };
     format!("{level}; detectors: {detectors}")
 }
 
@@ -225,7 +232,10 @@ async fn page(admin: Admin, Path(key): Path<String>) -> Result<Response, WebErro
     let rows = diff(&pub_rules, &draft_rules);
     let settings_changed = pub_settings != Some(draft_settings);
     let reordered = reordered(&pub_rules, &draft_rules);
-    let pending = rows.iter().filter(|r| r.change != Change::Unchanged).count()
+    let pending = rows
+        .iter()
+        .filter(|r| r.change != Change::Unchanged)
+        .count()
         + usize::from(settings_changed)
         + usize::from(reordered && rows.iter().all(|r| r.change == Change::Unchanged));
     let versions = admin.store.versions(site.id).await?;
@@ -236,7 +246,9 @@ async fn page(admin: Admin, Path(key): Path<String>) -> Result<Response, WebErro
         published: pub_version,
         rows,
         pending,
-        settings_before: pub_settings.map(|s| describe_settings(&s)).unwrap_or_default(),
+        settings_before: pub_settings
+            .map(|s| describe_settings(&s))
+            .unwrap_or_default(),
         settings_after: describe_settings(&draft_settings),
         settings_changed,
         reordered,
@@ -247,14 +259,18 @@ async fn page(admin: Admin, Path(key): Path<String>) -> Result<Response, WebErro
 
 /// Push the site's latest published rules to its live sessions.
 async fn push_live(state: &AppState, site: &Site) -> Result<(), WebError> {
-    let p = state
-        .store
-        .published(site.id)
-        .await?
-        .ok_or_else(|| WebError::Internal(format!("site `{}` has no published version after publishing", site.key)))?;
+    let p = state.store.published(site.id).await?.ok_or_else(|| {
+        WebError::Internal(format!(
+            "site `{}` has no published version after publishing",
+            site.key
+        ))
+    })?;
     let compiled = CompiledRules::compile(&p.rules, p.settings)
         .map_err(|e| WebError::Internal(format!("published rules do not compile: {e}")))?;
-    state.registry.publish_rules(site.id, Arc::new(compiled)).await;
+    state
+        .registry
+        .publish_rules(site.id, Arc::new(compiled))
+        .await;
     Ok(())
 }
 
@@ -291,7 +307,9 @@ async fn publish(
     let site = admin.site(&key).await?;
     let comment = form.comment.trim();
     if comment.chars().count() > 500 {
-        return Err(WebError::BadRequest("the comment must have at most 500 characters".into()));
+        return Err(WebError::BadRequest(
+            "the comment must have at most 500 characters".into(),
+        ));
     }
     let version = admin
         .store
@@ -344,13 +362,18 @@ struct VersionPage {
     is_latest: bool,
 }
 
-async fn version_page(admin: Admin, Path((key, version)): Path<(String, i64)>) -> Result<Response, WebError> {
+async fn version_page(
+    admin: Admin,
+    Path((key, version)): Path<(String, i64)>,
+) -> Result<Response, WebError> {
     let site = admin.site(&key).await?;
     let v = admin
         .store
         .version(site.id, version)
         .await?
-        .ok_or_else(|| WebError::NotFound(format!("site `{}` has no version {version}", site.key)))?;
+        .ok_or_else(|| {
+            WebError::NotFound(format!("site `{}` has no version {version}", site.key))
+        })?;
     let latest = admin.store.latest_version_number(site.id).await?;
     let nav = admin.nav("publish", &site.key).await?;
     Ok(VersionPage {
@@ -379,16 +402,34 @@ mod tests {
 
     #[test]
     fn diff_reports_added_removed_changed_and_unchanged() {
-        let published = vec![rule("a", Action::Mask), rule("b", Action::Mask), rule("c", Action::Disable)];
-        let draft = vec![rule("a", Action::Mask), rule("c", Action::Block), rule("d", Action::Mask)];
+        let published = vec![
+            rule("a", Action::Mask),
+            rule("b", Action::Mask),
+            rule("c", Action::Disable),
+        ];
+        let draft = vec![
+            rule("a", Action::Mask),
+            rule("c", Action::Block),
+            rule("d", Action::Mask),
+        ];
         let rows = diff(&published, &draft);
         let got: Vec<(&str, &str)> = rows
             .iter()
-            .map(|r| (r.change.as_str(), r.rule().map_or("", |r| r.selector.as_str())))
+            .map(|r| {
+                (
+                    r.change.as_str(),
+                    r.rule().map_or("", |r| r.selector.as_str()),
+                )
+            })
             .collect();
         assert_eq!(
             got,
-            vec![("unchanged", "a"), ("removed", "b"), ("changed", "c"), ("added", "d")]
+            vec![
+                ("unchanged", "a"),
+                ("removed", "b"),
+                ("changed", "c"),
+                ("added", "d")
+            ]
         );
         assert_eq!(rows[2].fields(), "action");
     }

@@ -9,7 +9,9 @@
 
 use super::sites::store_message;
 use super::{read_multipart, see_other, Admin, Nav, UPLOAD_LIMIT};
-use crate::rules::{Action, CompiledRules, Detectors, PrivacyLevel, Rule, RuleError, RulePack, SiteSettings};
+use crate::rules::{
+    Action, CompiledRules, Detectors, PrivacyLevel, Rule, RuleError, RulePack, SiteSettings,
+};
 use crate::store::{Draft, Site, StoreError};
 use crate::web::{AppState, WebError};
 use askama::Template;
@@ -25,7 +27,10 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/rules", get(pick_site))
         .route("/admin/sites/{key}/rules", get(page).post(add))
-        .route("/admin/sites/{key}/rules/{index}", get(edit_form).post(update))
+        .route(
+            "/admin/sites/{key}/rules/{index}",
+            get(edit_form).post(update),
+        )
         .route("/admin/sites/{key}/rules/{index}/delete", post(delete))
         .route("/admin/sites/{key}/rules/{index}/toggle", post(toggle))
         .route("/admin/sites/{key}/rules/{index}/up", post(move_up))
@@ -188,7 +193,10 @@ fn rule_from_form(form: &RuleForm) -> (RuleFormView, Option<Rule>) {
 fn place_error(view: &mut RuleFormView, e: &RuleError) {
     match e {
         RuleError::Selector {
-            line, column, message, ..
+            line,
+            column,
+            message,
+            ..
         } => view.selector_error = Some(format!("{line}:{column}: {message}")),
         RuleError::UrlPattern { message, .. } => view.url_error = Some(message.clone()),
         other => view.other_error = Some(other.to_string()),
@@ -212,7 +220,10 @@ pub fn describe_error(e: &RuleError) -> (Option<usize>, String) {
             index,
             pattern,
             message,
-        } => (Some(*index), format!("URL pattern `{pattern}` is invalid: {message}")),
+        } => (
+            Some(*index),
+            format!("URL pattern `{pattern}` is invalid: {message}"),
+        ),
         other => (None, other.to_string()),
     }
 }
@@ -299,7 +310,11 @@ fn check_rev(draft: &Draft, rev: &str) -> Result<(), WebError> {
     Ok(())
 }
 
-async fn add(admin: Admin, Path(key): Path<String>, Form(form): Form<RuleForm>) -> Result<Response, WebError> {
+async fn add(
+    admin: Admin,
+    Path(key): Path<String>,
+    Form(form): Form<RuleForm>,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let site = admin.site(&key).await?;
     let (view, rule) = rule_from_form(&form);
@@ -311,7 +326,10 @@ async fn add(admin: Admin, Path(key): Path<String>, Form(form): Form<RuleForm>) 
     draft.rules.push(rule);
     save(&admin, &site, &draft, "rules.add").await?;
     admin
-        .flash(true, format!("Rule {} added to the draft.", draft.rules.len()))
+        .flash(
+            true,
+            format!("Rule {} added to the draft.", draft.rules.len()),
+        )
         .await?;
     Ok(see_other(&format!("/admin/sites/{}/rules", site.key)))
 }
@@ -319,7 +337,13 @@ async fn add(admin: Admin, Path(key): Path<String>, Form(form): Form<RuleForm>) 
 async fn save(admin: &Admin, site: &Site, draft: &Draft, action: &str) -> Result<(), WebError> {
     admin
         .store
-        .save_draft_as(site.id, &draft.rules, draft.settings, &admin.user.name, action)
+        .save_draft_as(
+            site.id,
+            &draft.rules,
+            draft.settings,
+            &admin.user.name,
+            action,
+        )
         .await
         .map_err(|e| match e {
             StoreError::Rules(errors) => WebError::BadRequest(
@@ -354,7 +378,10 @@ fn rule_index(draft: &Draft, number: usize) -> Result<usize, WebError> {
     Ok(number - 1)
 }
 
-async fn edit_form(admin: Admin, Path((key, number)): Path<(String, usize)>) -> Result<Response, WebError> {
+async fn edit_form(
+    admin: Admin,
+    Path((key, number)): Path<(String, usize)>,
+) -> Result<Response, WebError> {
     let site = admin.site(&key).await?;
     let draft = load_draft(&admin, &site).await?;
     let i = rule_index(&draft, number)?;
@@ -414,7 +441,13 @@ enum RowOp {
     Down,
 }
 
-async fn row_op(admin: Admin, key: String, number: usize, form: RowForm, op: RowOp) -> Result<Response, WebError> {
+async fn row_op(
+    admin: Admin,
+    key: String,
+    number: usize,
+    form: RowForm,
+    op: RowOp,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let site = admin.site(&key).await?;
     let mut draft = load_draft(&admin, &site).await?;
@@ -423,7 +456,10 @@ async fn row_op(admin: Admin, key: String, number: usize, form: RowForm, op: Row
     let (action, message) = match op {
         RowOp::Delete => {
             let r = draft.rules.remove(i);
-            ("rules.delete", format!("Rule {number} (`{}`) deleted.", r.selector))
+            (
+                "rules.delete",
+                format!("Rule {number} (`{}`) deleted.", r.selector),
+            )
         }
         RowOp::Toggle => {
             let r = &mut draft.rules[i];
@@ -439,22 +475,36 @@ async fn row_op(admin: Admin, key: String, number: usize, form: RowForm, op: Row
             draft.rules.swap(i, i + 1);
             ("rules.move", format!("Rule {number} moved down."))
         }
-        RowOp::Up | RowOp::Down => return Ok(see_other(&format!("/admin/sites/{}/rules", site.key))),
+        RowOp::Up | RowOp::Down => {
+            return Ok(see_other(&format!("/admin/sites/{}/rules", site.key)))
+        }
     };
     save(&admin, &site, &draft, action).await?;
     admin.flash(true, message).await?;
     Ok(see_other(&format!("/admin/sites/{}/rules", site.key)))
 }
 
-async fn delete(admin: Admin, Path((key, n)): Path<(String, usize)>, Form(f): Form<RowForm>) -> Result<Response, WebError> {
+async fn delete(
+    admin: Admin,
+    Path((key, n)): Path<(String, usize)>,
+    Form(f): Form<RowForm>,
+) -> Result<Response, WebError> {
     row_op(admin, key, n, f, RowOp::Delete).await
 }
 
-async fn toggle(admin: Admin, Path((key, n)): Path<(String, usize)>, Form(f): Form<RowForm>) -> Result<Response, WebError> {
+async fn toggle(
+    admin: Admin,
+    Path((key, n)): Path<(String, usize)>,
+    Form(f): Form<RowForm>,
+) -> Result<Response, WebError> {
     row_op(admin, key, n, f, RowOp::Toggle).await
 }
 
-async fn move_up(admin: Admin, Path((key, n)): Path<(String, usize)>, Form(f): Form<RowForm>) -> Result<Response, WebError> {
+async fn move_up(
+    admin: Admin,
+    Path((key, n)): Path<(String, usize)>,
+    Form(f): Form<RowForm>,
+) -> Result<Response, WebError> {
     row_op(admin, key, n, f, RowOp::Up).await
 }
 
@@ -481,7 +531,11 @@ struct SettingsForm {
     national_id: Option<String>,
 }
 
-async fn settings(admin: Admin, Path(key): Path<String>, Form(form): Form<SettingsForm>) -> Result<Response, WebError> {
+async fn settings(
+    admin: Admin,
+    Path(key): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let site = admin.site(&key).await?;
     let privacy = match form.privacy.as_str() {
@@ -502,7 +556,9 @@ async fn settings(admin: Admin, Path(key): Path<String>, Form(form): Form<Settin
         national_id: form.national_id.is_some(),
     };
     save(&admin, &site, &draft, "rules.settings").await?;
-    admin.flash(true, "Privacy settings saved to the draft.").await?;
+    admin
+        .flash(true, "Privacy settings saved to the draft.")
+        .await?;
     Ok(see_other(&format!("/admin/sites/{}/rules", site.key)))
 }
 
@@ -513,7 +569,11 @@ struct ExportQuery {
     published: Option<String>,
 }
 
-async fn export(admin: Admin, Path(key): Path<String>, Query(q): Query<ExportQuery>) -> Result<Response, WebError> {
+async fn export(
+    admin: Admin,
+    Path(key): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, WebError> {
     let site = admin.site(&key).await?;
     let (rules, settings, what) = if q.published.is_some() {
         let p = admin
@@ -534,8 +594,14 @@ async fn export(admin: Admin, Path(key): Path<String>, Query(q): Query<ExportQue
     let file = format!("{}-{what}.yaml", site.key);
     Ok((
         [
-            (header::CONTENT_TYPE, "application/yaml; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+            (
+                header::CONTENT_TYPE,
+                "application/yaml; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
         ],
         pack.to_yaml(),
     )
@@ -625,17 +691,34 @@ async fn import(
             selector: String::new(),
             message: "paste a rule pack or choose a YAML file".into(),
         }];
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, ImportPage { nav, site, yaml, problems }).into_response());
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ImportPage {
+                nav,
+                site,
+                yaml,
+                problems,
+            },
+        )
+            .into_response());
     }
     match check_import(&yaml) {
         Ok(pack) => {
             let settings = pack.settings.unwrap_or_default();
             admin
                 .store
-                .save_draft_as(site.id, &pack.rules, settings, &admin.user.name, "rules.import")
+                .save_draft_as(
+                    site.id,
+                    &pack.rules,
+                    settings,
+                    &admin.user.name,
+                    "rules.import",
+                )
                 .await
                 .map_err(|e| match e {
-                    StoreError::Rules(_) | StoreError::Invalid(_) => WebError::BadRequest(store_message(&e)),
+                    StoreError::Rules(_) | StoreError::Invalid(_) => {
+                        WebError::BadRequest(store_message(&e))
+                    }
                     other => other.into(),
                 })?;
             admin
@@ -651,7 +734,16 @@ async fn import(
         }
         Err(problems) => {
             let nav = admin.nav("rules", &site.key).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, ImportPage { nav, site, yaml, problems }).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ImportPage {
+                    nav,
+                    site,
+                    yaml,
+                    problems,
+                },
+            )
+                .into_response())
         }
     }
 }

@@ -40,7 +40,11 @@ async fn list(admin: Admin) -> Result<Response, WebError> {
     let mut rows = Vec::new();
     for site in nav.sites.clone() {
         let version = admin.store.latest_version_number(site.id).await?;
-        let draft_rules = admin.store.draft(site.id).await?.map_or(0, |d| d.rules.len());
+        let draft_rules = admin
+            .store
+            .draft(site.id)
+            .await?
+            .map_or(0, |d| d.rules.len());
         rows.push(SiteRow {
             site,
             version,
@@ -152,10 +156,25 @@ async fn create(
     if view.name.chars().count() > 100 {
         view.name_error = Some("the name must have at most 100 characters".into());
     }
-    let origins = parse_origins(&form.origins).map_err(|e| view.origins_error = Some(e)).ok();
-    if let (None, None, None, Some(origins)) = (&view.key_error, &view.name_error, &view.origins_error, origins) {
-        let name = if view.name.is_empty() { view.key.clone() } else { view.name.clone() };
-        match admin.store.create_site(&view.key, &name, &origins, &admin.user.name).await {
+    let origins = parse_origins(&form.origins)
+        .map_err(|e| view.origins_error = Some(e))
+        .ok();
+    if let (None, None, None, Some(origins)) = (
+        &view.key_error,
+        &view.name_error,
+        &view.origins_error,
+        origins,
+    ) {
+        let name = if view.name.is_empty() {
+            view.key.clone()
+        } else {
+            view.name.clone()
+        };
+        match admin
+            .store
+            .create_site(&view.key, &name, &origins, &admin.user.name)
+            .await
+        {
             Ok((_, api_key)) => {
                 admin
                     .flash_secret(
@@ -191,7 +210,11 @@ async fn create(
         .into_response())
 }
 
-async fn edit_form(admin: Admin, State(state): State<AppState>, Path(key): Path<String>) -> Result<Response, WebError> {
+async fn edit_form(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Response, WebError> {
     let site = admin.site(&key).await?;
     let nav = admin.nav("sites", &site.key).await?;
     let version = admin.store.latest_version_number(site.id).await?;
@@ -228,11 +251,19 @@ async fn update(
     if view.name.is_empty() || view.name.chars().count() > 100 {
         view.name_error = Some("the name must have 1-100 characters".into());
     }
-    let origins = parse_origins(&form.origins).map_err(|e| view.origins_error = Some(e)).ok();
+    let origins = parse_origins(&form.origins)
+        .map_err(|e| view.origins_error = Some(e))
+        .ok();
     if let (None, None, Some(origins)) = (&view.name_error, &view.origins_error, origins) {
-        admin.store.set_site_name(&site.key, &view.name, &admin.user.name).await?;
+        admin
+            .store
+            .set_site_name(&site.key, &view.name, &admin.user.name)
+            .await?;
         if origins != site.origins {
-            admin.store.set_origins(&site.key, &origins, &admin.user.name).await?;
+            admin
+                .store
+                .set_origins(&site.key, &origins, &admin.user.name)
+                .await?;
         }
         admin.flash(true, "Site saved.").await?;
         return Ok(see_other(&format!("/admin/sites/{}", site.key)));
@@ -252,10 +283,17 @@ async fn update(
         .into_response())
 }
 
-async fn rotate(admin: Admin, Path(key): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, WebError> {
+async fn rotate(
+    admin: Admin,
+    Path(key): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let site = admin.site(&key).await?;
-    let api_key = admin.store.rotate_api_key(&site.key, &admin.user.name).await?;
+    let api_key = admin
+        .store
+        .rotate_api_key(&site.key, &admin.user.name)
+        .await?;
     admin
         .flash_secret(
             true,
@@ -273,8 +311,12 @@ mod tests {
     #[test]
     fn origins_are_parsed_one_per_line() {
         assert_eq!(
-            parse_origins("https://a.example\n\n http://b.example:8080/path \nhttps://a.example").unwrap(),
-            vec!["https://a.example".to_string(), "http://b.example:8080".to_string()]
+            parse_origins("https://a.example\n\n http://b.example:8080/path \nhttps://a.example")
+                .unwrap(),
+            vec![
+                "https://a.example".to_string(),
+                "http://b.example:8080".to_string()
+            ]
         );
         let err = parse_origins("https://ok.example\nnot an origin").unwrap_err();
         assert!(err.contains("line 2"), "{err}");

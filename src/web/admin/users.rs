@@ -41,7 +41,11 @@ struct UsersPage {
     form: UserFormView,
 }
 
-async fn render(admin: &Admin, form: UserFormView, status: StatusCode) -> Result<Response, WebError> {
+async fn render(
+    admin: &Admin,
+    form: UserFormView,
+    status: StatusCode,
+) -> Result<Response, WebError> {
     let nav = admin.nav("users", "").await?;
     let users = admin.store.list_users().await?;
     Ok((status, UsersPage { nav, users, form }).into_response())
@@ -83,13 +87,21 @@ async fn create(admin: Admin, Form(form): Form<NewUser>) -> Result<Response, Web
     let role = match form.role.as_str() {
         "agent" => Role::Agent,
         "admin" => Role::Admin,
-        other => return Err(WebError::BadRequest(format!("unknown role `{other}` (agent or admin)"))),
+        other => {
+            return Err(WebError::BadRequest(format!(
+                "unknown role `{other}` (agent or admin)"
+            )))
+        }
     };
     if let Err(e) = crate::store::users::validate_name(&view.name) {
         view.name_error = Some(store_message(&e));
     }
     let generated = form.password.is_empty();
-    let password = if generated { random_password() } else { form.password.clone() };
+    let password = if generated {
+        random_password()
+    } else {
+        form.password.clone()
+    };
     if let Err(e) = crate::store::editor::check_password(&password) {
         view.password_error = Some(store_message(&e));
     }
@@ -100,17 +112,31 @@ async fn create(admin: Admin, Form(form): Form<NewUser>) -> Result<Response, Web
             .await
         {
             Ok(user) => {
-                let message = format!("{} `{}` created.", if role == Role::Admin { "Admin" } else { "Agent" }, user.name);
+                let message = format!(
+                    "{} `{}` created.",
+                    if role == Role::Admin {
+                        "Admin"
+                    } else {
+                        "Agent"
+                    },
+                    user.name
+                );
                 if generated {
                     admin
-                        .flash_secret(true, format!("{message} The generated password is shown once below."), Some(password))
+                        .flash_secret(
+                            true,
+                            format!("{message} The generated password is shown once below."),
+                            Some(password),
+                        )
                         .await?;
                 } else {
                     admin.flash(true, message).await?;
                 }
                 return Ok(see_other("/admin/users"));
             }
-            Err(StoreError::Duplicate(_)) => view.name_error = Some(format!("a user named `{}` already exists", view.name)),
+            Err(StoreError::Duplicate(_)) => {
+                view.name_error = Some(format!("a user named `{}` already exists", view.name))
+            }
             Err(e @ StoreError::Invalid(_)) => view.name_error = Some(store_message(&e)),
             Err(e) => return Err(e.into()),
         }
@@ -118,10 +144,17 @@ async fn create(admin: Admin, Form(form): Form<NewUser>) -> Result<Response, Web
     render(&admin, view, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
-async fn set_disabled(admin: Admin, name: String, form: CsrfOnly, disabled: bool) -> Result<Response, WebError> {
+async fn set_disabled(
+    admin: Admin,
+    name: String,
+    form: CsrfOnly,
+    disabled: bool,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     if disabled && name == admin.user.name {
-        return Err(WebError::BadRequest("you cannot disable your own account".into()));
+        return Err(WebError::BadRequest(
+            "you cannot disable your own account".into(),
+        ));
     }
     admin
         .store
@@ -131,20 +164,36 @@ async fn set_disabled(admin: Admin, name: String, form: CsrfOnly, disabled: bool
             StoreError::NotFound(m) => WebError::NotFound(m),
             other => other.into(),
         })?;
-    let what = if disabled { "disabled: they can no longer sign in" } else { "enabled" };
+    let what = if disabled {
+        "disabled: they can no longer sign in"
+    } else {
+        "enabled"
+    };
     admin.flash(true, format!("User `{name}` {what}.")).await?;
     Ok(see_other("/admin/users"))
 }
 
-async fn disable(admin: Admin, Path(name): Path<String>, Form(f): Form<CsrfOnly>) -> Result<Response, WebError> {
+async fn disable(
+    admin: Admin,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
     set_disabled(admin, name, f, true).await
 }
 
-async fn enable(admin: Admin, Path(name): Path<String>, Form(f): Form<CsrfOnly>) -> Result<Response, WebError> {
+async fn enable(
+    admin: Admin,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
     set_disabled(admin, name, f, false).await
 }
 
-async fn reset(admin: Admin, Path(name): Path<String>, Form(form): Form<CsrfOnly>) -> Result<Response, WebError> {
+async fn reset(
+    admin: Admin,
+    Path(name): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
     admin.check_csrf(&form.csrf).await?;
     let password = random_password();
     admin
