@@ -23,7 +23,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     /// A value is out of range or malformed (the message names the setting).
     #[error("invalid setting `{setting}`: {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 /// Session timeouts (design §3).
@@ -171,7 +174,11 @@ pub fn parse_duration(setting: &'static str, text: &str) -> Result<Duration, Con
     Ok(d)
 }
 
-fn positive<T: PartialOrd + Default + Copy>(setting: &'static str, v: Option<T>, default: T) -> Result<T, ConfigError> {
+fn positive<T: PartialOrd + Default + Copy>(
+    setting: &'static str,
+    v: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
     match v {
         Some(v) if v <= T::default() => Err(ConfigError::Invalid {
             setting,
@@ -224,7 +231,10 @@ impl Config {
             None => format!("http://{listen}"),
         };
         let ft = &file.timeouts;
-        let pick = |flag: Option<Duration>, text: &Option<String>, setting: &'static str, default: Duration| {
+        let pick = |flag: Option<Duration>,
+                    text: &Option<String>,
+                    setting: &'static str,
+                    default: Duration| {
             match (flag, text) {
                 (Some(v), _) => Ok(v),
                 (None, Some(t)) => parse_duration(setting, t),
@@ -232,7 +242,12 @@ impl Config {
             }
         };
         let timeouts = Timeouts {
-            waiting: pick(over.waiting_timeout, &ft.waiting, "timeouts.waiting", d.timeouts.waiting)?,
+            waiting: pick(
+                over.waiting_timeout,
+                &ft.waiting,
+                "timeouts.waiting",
+                d.timeouts.waiting,
+            )?,
             inactivity: pick(
                 over.inactivity_timeout,
                 &ft.inactivity,
@@ -268,7 +283,11 @@ impl Config {
         let fl = &file.limits;
         let dl = d.limits;
         let limits = Limits {
-            max_message_bytes: positive("limits.max_message_bytes", fl.max_message_bytes, dl.max_message_bytes)?,
+            max_message_bytes: positive(
+                "limits.max_message_bytes",
+                fl.max_message_bytes,
+                dl.max_message_bytes,
+            )?,
             max_nodes: positive("limits.max_nodes", fl.max_nodes, dl.max_nodes)?,
             max_depth: positive("limits.max_depth", fl.max_depth, dl.max_depth)?,
             max_ops: positive("limits.max_ops", fl.max_ops, dl.max_ops)?,
@@ -345,10 +364,14 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let file: FileConfig = toml::from_str("[timeouts]\nwaiting = \"soon\"").unwrap();
-        let err = Config::resolve(Overrides::default(), file).unwrap_err().to_string();
+        let err = Config::resolve(Overrides::default(), file)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("timeouts.waiting"), "{err}");
         let file: FileConfig = toml::from_str("[limits]\nmax_nodes = 0").unwrap();
-        let err = Config::resolve(Overrides::default(), file).unwrap_err().to_string();
+        let err = Config::resolve(Overrides::default(), file)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.max_nodes"), "{err}");
         assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
         let over = Overrides {

@@ -2,4 +2,6 @@
 //! SQLite, real WebSocket and HTTP clients. Modules by topic.
 
 mod admin;
+mod api;
 mod common;
+mod relay;

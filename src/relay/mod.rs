@@ -140,7 +140,12 @@ impl SideSpec for AgentSide {
     }
 }
 
-async fn read_loop<S, E, P>(mut stream: S, link: &Link, outbox: &Outbox, cfg: RelayConfig) -> ReaderEnd
+async fn read_loop<S, E, P>(
+    mut stream: S,
+    link: &Link,
+    outbox: &Outbox,
+    cfg: RelayConfig,
+) -> ReaderEnd
 where
     S: Stream<Item = Result<Message, E>> + Unpin,
     P: SideSpec,
@@ -156,7 +161,10 @@ where
             Message::Text(t) => t,
             Message::Binary(_) => {
                 strikes += 1;
-                outbox.push(P::error("binary", "binary frames are not supported; send JSON text"));
+                outbox.push(P::error(
+                    "binary",
+                    "binary frames are not supported; send JSON text",
+                ));
                 if strikes > MAX_STRIKES {
                     outbox.push_final(Some(P::error("abuse", "too many bad frames")));
                     return ReaderEnd::Fatal;
@@ -179,7 +187,10 @@ where
             if first {
                 outbox.push(P::error(
                     "rate_limited",
-                    &format!("more than {} messages per second; message dropped", limits.max_messages_per_sec),
+                    &format!(
+                        "more than {} messages per second; message dropped",
+                        limits.max_messages_per_sec
+                    ),
                 ));
             }
             if strikes > MAX_STRIKES {
@@ -188,7 +199,8 @@ where
             }
             continue;
         }
-        let decoded = protocol::decode::<P::Msg>(text.as_str(), &limits).and_then(|m| P::check(&m, &limits).map(|()| m));
+        let decoded = protocol::decode::<P::Msg>(text.as_str(), &limits)
+            .and_then(|m| P::check(&m, &limits).map(|()| m));
         match decoded {
             Ok(m) => {
                 strikes = 0;
@@ -295,8 +307,13 @@ pub async fn run_customer<S, E>(
 }
 
 /// Run an (already authenticated) agent socket until it closes.
-pub async fn run_agent<S, E>(registry: SessionRegistry, cfg: RelayConfig, socket: S, id: String, agent: AgentIdentity)
-where
+pub async fn run_agent<S, E>(
+    registry: SessionRegistry,
+    cfg: RelayConfig,
+    socket: S,
+    id: String,
+    agent: AgentIdentity,
+) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     let _guard = registry.conn_guard();

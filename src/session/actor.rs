@@ -8,7 +8,9 @@ use super::outbox::{Outbox, Push};
 use super::{AgentIdentity, EndReason, Event, Inner, SessionError, Status};
 use crate::config::Timeouts;
 use crate::policy::{self, Verdict};
-use crate::protocol::{AgentMsg, CustomerMsg, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer};
+use crate::protocol::{
+    AgentMsg, CustomerMsg, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer,
+};
 use crate::rewrite::Rewriter;
 use crate::rules::CompiledRules;
 use crate::store::history::EndCounts;
@@ -126,9 +128,14 @@ impl Actor {
         let t = &self.timeouts;
         let mut candidates: Vec<(Instant, EndReason)> = Vec::with_capacity(3);
         match self.state {
-            SessionState::Waiting => candidates.push((self.created + t.waiting, EndReason::WaitingTimeout)),
+            SessionState::Waiting => {
+                candidates.push((self.created + t.waiting, EndReason::WaitingTimeout))
+            }
             SessionState::Active => {
-                candidates.push((self.last_activity + t.inactivity, EndReason::InactivityTimeout));
+                candidates.push((
+                    self.last_activity + t.inactivity,
+                    EndReason::InactivityTimeout,
+                ));
                 if let (None, Some(gone)) = (&self.agent, self.agent_gone_at) {
                     candidates.push((gone + t.agent_away, EndReason::AgentAwayTimeout));
                 }
@@ -181,7 +188,12 @@ impl Actor {
     }
 
     async fn history(&self, kind: &str, detail: &str) {
-        if let Err(e) = self.inner.store().history_event(self.history_id, kind, detail).await {
+        if let Err(e) = self
+            .inner
+            .store()
+            .history_event(self.history_id, kind, detail)
+            .await
+        {
             tracing::error!(session = %self.id, error = %e, "cannot write session history");
         }
     }
@@ -225,15 +237,26 @@ impl Actor {
         self.to_customer(&ToCustomer::Mode { mode });
         if changed {
             self.publish_status();
-            self.history("mode", if mode == Mode::Write { "write" } else { "pointer" })
-                .await;
+            self.history(
+                "mode",
+                if mode == Mode::Write {
+                    "write"
+                } else {
+                    "pointer"
+                },
+            )
+            .await;
         }
     }
 
     /// Handle one event; `Some(reason)` ends the session.
     async fn handle(&mut self, ev: Event) -> Option<EndReason> {
         match ev {
-            Event::CustomerConnect { conn, outbox, reply } => {
+            Event::CustomerConnect {
+                conn,
+                outbox,
+                reply,
+            } => {
                 if let Some(old) = self.customer.take() {
                     old.outbox.push_final(Some(frame(&ToCustomer::Error {
                         code: "replaced".into(),
@@ -249,7 +272,9 @@ impl Actor {
                         name: agent.name.clone(),
                     });
                     if self.agent.is_none() {
-                        self.to_customer(&ToCustomer::Presence { agent: Presence::Away });
+                        self.to_customer(&ToCustomer::Presence {
+                            agent: Presence::Away,
+                        });
                     }
                 }
                 self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
@@ -272,7 +297,7 @@ impl Actor {
                 None
             }
             Event::Customer { conn, msg } => {
-                if !self.customer.as_ref().is_some_and(|p| p.conn == conn) {
+                if self.customer.as_ref().is_none_or(|p| p.conn != conn) {
                     return None;
                 }
                 self.last_activity = Instant::now();
@@ -303,7 +328,12 @@ impl Actor {
                     self.agent_id = Some(agent.clone());
                     self.state = SessionState::Active;
                     self.publish_status();
-                    if let Err(e) = self.inner.store().history_join(self.history_id, &agent.name).await {
+                    if let Err(e) = self
+                        .inner
+                        .store()
+                        .history_join(self.history_id, &agent.name)
+                        .await
+                    {
                         tracing::error!(session = %self.id, error = %e, "cannot write session history");
                     }
                     self.to_customer(&ToCustomer::Agent { name: agent.name });
@@ -324,13 +354,21 @@ impl Actor {
                 if self.agent.as_ref().is_some_and(|p| p.conn == conn) {
                     self.agent = None;
                     self.agent_gone_at = Some(Instant::now());
-                    self.to_customer(&ToCustomer::Presence { agent: Presence::Away });
+                    self.to_customer(&ToCustomer::Presence {
+                        agent: Presence::Away,
+                    });
                     self.history("agent_away", "").await;
+                    // Control is never left with an absent agent: back to
+                    // pointer mode; a returning agent must ask again.
+                    self.control_pending = false;
+                    if self.mode == Mode::Write {
+                        self.set_mode(Mode::Pointer).await;
+                    }
                 }
                 None
             }
             Event::Agent { conn, msg } => {
-                if !self.agent.as_ref().is_some_and(|p| p.conn == conn) {
+                if self.agent.as_ref().is_none_or(|p| p.conn != conn) {
                     return None;
                 }
                 self.last_activity = Instant::now();
@@ -484,10 +522,12 @@ impl Actor {
         self.inner.remove(&self.id, reason);
         let r = reason.as_str().to_owned();
         if let Some(p) = self.agent.take() {
-            p.outbox.push_final(Some(frame(&ToAgent::Ended { reason: r.clone() })));
+            p.outbox
+                .push_final(Some(frame(&ToAgent::Ended { reason: r.clone() })));
         }
         if let Some(p) = self.customer.take() {
-            p.outbox.push_final(Some(frame(&ToCustomer::Ended { reason: r.clone() })));
+            p.outbox
+                .push_final(Some(frame(&ToCustomer::Ended { reason: r.clone() })));
         }
         self.update_stats();
         let counts = EndCounts {
@@ -495,7 +535,12 @@ impl Actor {
             blocked: self.blocked_max,
             denied: self.denied,
         };
-        if let Err(e) = self.inner.store().history_end(self.history_id, &r, counts).await {
+        if let Err(e) = self
+            .inner
+            .store()
+            .history_end(self.history_id, &r, counts)
+            .await
+        {
             tracing::error!(session = %self.id, error = %e, "cannot write session history");
         }
         tracing::info!(session = %self.id, reason = %r, "session ended");

@@ -193,17 +193,32 @@ pub struct Link {
 impl Link {
     /// Deliver a customer message; `false` once the session is gone.
     pub async fn customer(&self, msg: CustomerMsg) -> bool {
-        self.tx.send(Event::Customer { conn: self.conn, msg }).await.is_ok()
+        self.tx
+            .send(Event::Customer {
+                conn: self.conn,
+                msg,
+            })
+            .await
+            .is_ok()
     }
 
     /// Deliver an agent message; `false` once the session is gone.
     pub async fn agent(&self, msg: AgentMsg) -> bool {
-        self.tx.send(Event::Agent { conn: self.conn, msg }).await.is_ok()
+        self.tx
+            .send(Event::Agent {
+                conn: self.conn,
+                msg,
+            })
+            .await
+            .is_ok()
     }
 
     /// Report that the outbox drained after an overflow; `false` once the session is gone.
     pub async fn drained(&self) -> bool {
-        self.tx.send(Event::Drained { conn: self.conn }).await.is_ok()
+        self.tx
+            .send(Event::Drained { conn: self.conn })
+            .await
+            .is_ok()
     }
 
     /// Report that the socket is gone.
@@ -258,11 +273,17 @@ impl Inner {
         st.live.remove(id);
         st.agents.retain(|_, sid| sid != id);
         if st.ended.len() >= ENDED_MEMORY {
-            if let Some(oldest) = st.ended.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = st
+                .ended
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            {
                 st.ended.remove(&oldest);
             }
         }
-        st.ended.insert(id.to_owned(), (reason.as_str().to_owned(), Instant::now()));
+        st.ended
+            .insert(id.to_owned(), (reason.as_str().to_owned(), Instant::now()));
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -330,7 +351,11 @@ impl SessionRegistry {
         let store = &self.inner.store;
         let latest = store.latest_version_number(site_id).await?.unwrap_or(0);
         {
-            let cache = self.inner.rules_cache.lock().unwrap_or_else(|p| p.into_inner());
+            let cache = self
+                .inner
+                .rules_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some((v, rules)) = cache.get(&site_id) {
                 if *v == latest {
                     return Ok(rules.clone());
@@ -351,7 +376,12 @@ impl SessionRegistry {
     }
 
     /// Start a session for a customer of `site` (design §3: only customers start sessions).
-    pub async fn create(&self, site: &Site, url: &str, interaction: Option<String>) -> Result<Created, SessionError> {
+    pub async fn create(
+        &self,
+        site: &Site,
+        url: &str,
+        interaction: Option<String>,
+    ) -> Result<Created, SessionError> {
         if self.inner.lock().shutting_down {
             return Err(SessionError::ShuttingDown);
         }
@@ -465,7 +495,11 @@ impl SessionRegistry {
         let conn = self.next_conn();
         let (reply, rx) = oneshot::channel();
         if tx
-            .send(Event::CustomerConnect { conn, outbox, reply })
+            .send(Event::CustomerConnect {
+                conn,
+                outbox,
+                reply,
+            })
             .await
             .is_err()
         {
@@ -483,13 +517,23 @@ impl SessionRegistry {
     }
 
     /// Attach an agent's socket: first join, or a return within the away grace.
-    pub async fn join_agent(&self, id: &str, agent: AgentIdentity, outbox: Arc<Outbox>) -> Result<Link, SessionError> {
+    pub async fn join_agent(
+        &self,
+        id: &str,
+        agent: AgentIdentity,
+        outbox: Arc<Outbox>,
+    ) -> Result<Link, SessionError> {
         let tx = {
             let mut st = self.inner.lock();
             if st.shutting_down {
                 return Err(SessionError::ShuttingDown);
             }
-            let tx = st.live.get(id).ok_or_else(|| self.missing(&st, id))?.tx.clone();
+            let tx = st
+                .live
+                .get(id)
+                .ok_or_else(|| self.missing(&st, id))?
+                .tx
+                .clone();
             match st.agents.get(&agent.user_id) {
                 Some(other) if other != id => return Err(SessionError::AgentBusy(other.clone())),
                 _ => {}
@@ -570,7 +614,12 @@ impl SessionRegistry {
 
     /// End every live session linked to an interaction id (optionally only of
     /// one site); returns how many were ended.
-    pub async fn end_interaction(&self, interaction: &str, site_id: Option<i64>, reason: EndReason) -> usize {
+    pub async fn end_interaction(
+        &self,
+        interaction: &str,
+        site_id: Option<i64>,
+        reason: EndReason,
+    ) -> usize {
         let txs: Vec<_> = self
             .inner
             .lock()
@@ -624,7 +673,10 @@ impl SessionRegistry {
         }
         for h in handles {
             if let Some(task) = h.task {
-                if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .is_err()
+                {
                     tracing::warn!("a session actor did not stop within 10s");
                 }
             }

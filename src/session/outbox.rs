@@ -167,7 +167,10 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_drops_queue_and_asks_for_resync_once() {
-        let ob = Outbox::new(QueueLimits { frames: 2, bytes: 1000 });
+        let ob = Outbox::new(QueueLimits {
+            frames: 2,
+            bytes: 1000,
+        });
         assert_eq!(ob.push("a".into()), Push::Queued);
         assert_eq!(ob.push("b".into()), Push::Queued);
         assert_eq!(ob.push("c".into()), Push::Overflowed);
@@ -183,7 +186,10 @@ mod tests {
 
     #[tokio::test]
     async fn byte_bound_and_single_large_frame() {
-        let ob = Outbox::new(QueueLimits { frames: 100, bytes: 10 });
+        let ob = Outbox::new(QueueLimits {
+            frames: 100,
+            bytes: 10,
+        });
         // One frame larger than the byte bound is still accepted alone.
         assert_eq!(ob.push("x".repeat(50)), Push::Queued);
         assert_eq!(ob.push("y".into()), Push::Overflowed);
@@ -191,7 +197,10 @@ mod tests {
 
     #[tokio::test]
     async fn final_frame_then_close() {
-        let ob = Outbox::new(QueueLimits { frames: 1, bytes: 10 });
+        let ob = Outbox::new(QueueLimits {
+            frames: 1,
+            bytes: 10,
+        });
         assert_eq!(ob.push("a".into()), Push::Queued);
         ob.push_final(Some("ended".into()));
         assert_eq!(ob.push("late".into()), Push::Dropped);

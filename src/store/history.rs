@@ -86,7 +86,12 @@ impl Store {
     }
 
     /// Record an event (mode change, presence, ...).
-    pub async fn history_event(&self, history_id: i64, kind: &str, detail: &str) -> Result<(), StoreError> {
+    pub async fn history_event(
+        &self,
+        history_id: i64,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO session_events (history_id, kind, detail) VALUES (?, ?, ?)")
             .bind(history_id)
             .bind(kind)
@@ -96,8 +101,20 @@ impl Store {
         Ok(())
     }
 
-    /// Record the end of a session with its reason and counters.
-    pub async fn history_end(&self, history_id: i64, reason: &str, counts: EndCounts) -> Result<(), StoreError> {
+    /// Record the end of a session with its reason and counters (one
+    /// transaction: the end event and the row update appear together).
+    pub async fn history_end(
+        &self,
+        history_id: i64,
+        reason: &str,
+        counts: EndCounts,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO session_events (history_id, kind, detail) VALUES (?, 'end', ?)")
+            .bind(history_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE session_history SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), end_reason = ?,
                masked_count = ?, blocked_count = ?, denied_count = ? WHERE id = ?",
@@ -107,9 +124,10 @@ impl Store {
         .bind(counts.blocked)
         .bind(counts.denied)
         .bind(history_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        self.history_event(history_id, "end", reason).await
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The most recent sessions, newest first.
@@ -138,12 +156,12 @@ impl Store {
 
     /// The events of one history row, oldest first.
     pub async fn history_events(&self, history_id: i64) -> Result<Vec<HistoryEvent>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT at, kind, detail FROM session_events WHERE history_id = ? ORDER BY id")
-                .bind(history_id)
-                .fetch_all(self.pool())
-                .await?,
+        Ok(sqlx::query_as(
+            "SELECT at, kind, detail FROM session_events WHERE history_id = ? ORDER BY id",
         )
+        .bind(history_id)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Append to the audit log.

@@ -113,9 +113,10 @@ impl Store {
     pub async fn bootstrap(&self, public_url: &str) -> Result<Bootstrap, StoreError> {
         let mut out = Bootstrap::default();
         let own_origin = normalize_origin(public_url)?;
-        let done: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = 'bootstrapped'")
-            .fetch_optional(&self.pool)
-            .await?;
+        let done: Option<(String,)> =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'bootstrapped'")
+                .fetch_optional(&self.pool)
+                .await?;
         if done.is_none() {
             if self.user_by_name("admin").await?.is_none() {
                 let password = random_password();
@@ -124,7 +125,12 @@ impl Store {
             }
             if self.site_by_key("demo").await?.is_none() {
                 let (_, key) = self
-                    .create_site("demo", "Demo shop", &[own_origin.clone()], "bootstrap")
+                    .create_site(
+                        "demo",
+                        "Demo shop",
+                        std::slice::from_ref(&own_origin),
+                        "bootstrap",
+                    )
                     .await?;
                 out.demo_api_key = Some(key);
             }

@@ -95,12 +95,23 @@ impl Store {
         .await?;
         let before = before.map(|d| serde_json::json!({"rules": d.rules, "settings": d.settings}));
         let after = serde_json::json!({"rules": rules, "settings": settings});
-        self.audit(actor, "rules.draft", &site.key, before.as_ref(), Some(&after))
-            .await
+        self.audit(
+            actor,
+            "rules.draft",
+            &site.key,
+            before.as_ref(),
+            Some(&after),
+        )
+        .await
     }
 
     /// Publish the draft as the next version (one transaction); returns the version number.
-    pub async fn publish_draft(&self, site_id: i64, actor: &str, comment: &str) -> Result<i64, StoreError> {
+    pub async fn publish_draft(
+        &self,
+        site_id: i64,
+        actor: &str,
+        comment: &str,
+    ) -> Result<i64, StoreError> {
         let site = self
             .site_by_id(site_id)
             .await?
@@ -111,15 +122,16 @@ impl Store {
                 .bind(site_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (rules_json, settings_json) =
-            draft.ok_or_else(|| StoreError::NotFound(format!("draft rules of site `{}`", site.key)))?;
+        let (rules_json, settings_json) = draft
+            .ok_or_else(|| StoreError::NotFound(format!("draft rules of site `{}`", site.key)))?;
         let rules: Vec<Rule> = serde_json::from_str(&rules_json)?;
         validate_rules(&rules)?;
-        let (next,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?")
-                .bind(site_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?",
+        )
+        .bind(site_id)
+        .fetch_one(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO rule_versions (site_id, version, rules_json, settings_json, comment, author)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -153,8 +165,13 @@ impl Store {
         actor: &str,
         publish: bool,
     ) -> Result<Option<i64>, StoreError> {
-        self.save_draft(site_id, &pack.rules, pack.settings.unwrap_or_default(), actor)
-            .await?;
+        self.save_draft(
+            site_id,
+            &pack.rules,
+            pack.settings.unwrap_or_default(),
+            actor,
+        )
+        .await?;
         if publish {
             Ok(Some(self.publish_draft(site_id, actor, "imported").await?))
         } else {
@@ -168,11 +185,19 @@ impl Store {
     }
 
     /// A given published version.
-    pub async fn version(&self, site_id: i64, version: i64) -> Result<Option<PublishedVersion>, StoreError> {
+    pub async fn version(
+        &self,
+        site_id: i64,
+        version: i64,
+    ) -> Result<Option<PublishedVersion>, StoreError> {
         self.version_where(site_id, Some(version)).await
     }
 
-    async fn version_where(&self, site_id: i64, version: Option<i64>) -> Result<Option<PublishedVersion>, StoreError> {
+    async fn version_where(
+        &self,
+        site_id: i64,
+        version: Option<i64>,
+    ) -> Result<Option<PublishedVersion>, StoreError> {
         let row: Option<(i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT version, rules_json, settings_json, comment, author, created_at FROM rule_versions
              WHERE site_id = ? AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
@@ -197,10 +222,11 @@ impl Store {
 
     /// The number of the latest published version (cheap; for rule caches).
     pub async fn latest_version_number(&self, site_id: i64) -> Result<Option<i64>, StoreError> {
-        let row: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM rule_versions WHERE site_id = ?")
-            .bind(site_id)
-            .fetch_one(self.pool())
-            .await?;
+        let row: (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM rule_versions WHERE site_id = ?")
+                .bind(site_id)
+                .fetch_one(self.pool())
+                .await?;
         Ok(row.0)
     }
 

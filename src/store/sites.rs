@@ -33,7 +33,10 @@ fn site_from_row((id, key, name, origins): SiteRow) -> Result<Site, StoreError> 
 pub fn normalize_origin(input: &str) -> Result<String, StoreError> {
     let bad = |why: &str| StoreError::Invalid(format!("`{input}` is not a valid origin: {why}"));
     let uri: Uri = input.trim().parse().map_err(|_| bad("cannot parse"))?;
-    let scheme = uri.scheme_str().ok_or_else(|| bad("missing scheme"))?.to_ascii_lowercase();
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| bad("missing scheme"))?
+        .to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "http" => 80,
         "https" => 443,
@@ -92,15 +95,17 @@ impl Store {
         let settings_json = serde_json::to_string(&pack.settings.unwrap_or_default())?;
 
         let mut tx = self.pool().begin().await?;
-        let id = sqlx::query("INSERT INTO sites (key, name, origins_json, api_key_hash) VALUES (?, ?, ?, ?)")
-            .bind(key)
-            .bind(if name.is_empty() { key } else { name })
-            .bind(&origins_json)
-            .bind(sha256_hex(&api_key))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::from_insert(e, format!("site `{key}`")))?
-            .last_insert_rowid();
+        let id = sqlx::query(
+            "INSERT INTO sites (key, name, origins_json, api_key_hash) VALUES (?, ?, ?, ?)",
+        )
+        .bind(key)
+        .bind(if name.is_empty() { key } else { name })
+        .bind(&origins_json)
+        .bind(sha256_hex(&api_key))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_insert(e, format!("site `{key}`")))?
+        .last_insert_rowid();
         sqlx::query("INSERT INTO rule_drafts (site_id, rules_json, settings_json, updated_by) VALUES (?, ?, ?, ?)")
             .bind(id)
             .bind(&rules_json)
@@ -119,8 +124,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.audit(actor, "site.create", key, None, Some(&serde_json::json!({"origins": origins})))
-            .await?;
+        self.audit(
+            actor,
+            "site.create",
+            key,
+            None,
+            Some(&serde_json::json!({"origins": origins})),
+        )
+        .await?;
         let site = Site {
             id,
             key: key.to_owned(),
@@ -132,19 +143,21 @@ impl Store {
 
     /// Look a site up by key.
     pub async fn site_by_key(&self, key: &str) -> Result<Option<Site>, StoreError> {
-        let row: Option<SiteRow> = sqlx::query_as("SELECT id, key, name, origins_json FROM sites WHERE key = ?")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?;
+        let row: Option<SiteRow> =
+            sqlx::query_as("SELECT id, key, name, origins_json FROM sites WHERE key = ?")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(site_from_row).transpose()
     }
 
     /// Look a site up by id.
     pub async fn site_by_id(&self, id: i64) -> Result<Option<Site>, StoreError> {
-        let row: Option<SiteRow> = sqlx::query_as("SELECT id, key, name, origins_json FROM sites WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row: Option<SiteRow> =
+            sqlx::query_as("SELECT id, key, name, origins_json FROM sites WHERE id = ?")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(site_from_row).transpose()
     }
 
@@ -160,14 +173,20 @@ impl Store {
 
     /// Every site, by key.
     pub async fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
-        let rows: Vec<SiteRow> = sqlx::query_as("SELECT id, key, name, origins_json FROM sites ORDER BY key")
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<SiteRow> =
+            sqlx::query_as("SELECT id, key, name, origins_json FROM sites ORDER BY key")
+                .fetch_all(self.pool())
+                .await?;
         rows.into_iter().map(site_from_row).collect()
     }
 
     /// Replace a site's allowed origins.
-    pub async fn set_origins(&self, key: &str, origins: &[String], actor: &str) -> Result<(), StoreError> {
+    pub async fn set_origins(
+        &self,
+        key: &str,
+        origins: &[String],
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let before = self
             .site_by_key(key)
             .await?
@@ -202,7 +221,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("site `{key}`")));
         }
-        self.audit(actor, "site.rotate_key", key, None, None).await?;
+        self.audit(actor, "site.rotate_key", key, None, None)
+            .await?;
         Ok(api_key)
     }
 }
@@ -213,9 +233,18 @@ mod tests {
 
     #[test]
     fn origins_are_normalised() {
-        assert_eq!(normalize_origin("HTTP://Shop.Example:80/x?y").unwrap(), "http://shop.example");
-        assert_eq!(normalize_origin("https://a.b:8443").unwrap(), "https://a.b:8443");
-        assert_eq!(normalize_origin("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(
+            normalize_origin("HTTP://Shop.Example:80/x?y").unwrap(),
+            "http://shop.example"
+        );
+        assert_eq!(
+            normalize_origin("https://a.b:8443").unwrap(),
+            "https://a.b:8443"
+        );
+        assert_eq!(
+            normalize_origin("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
         assert!(normalize_origin("ftp://a.b").is_err());
         assert!(normalize_origin("a.b").is_err());
         assert!(normalize_origin("http://u:p@a.b").is_err());

@@ -70,6 +70,8 @@ pub enum LoginOutcome {
 }
 
 type UserRow = (i64, String, String, i64);
+/// A user row with its secret and lock-out state.
+type LoginRow = (i64, String, String, i64, String, i64, Option<i64>);
 
 fn user_from_row((id, name, role, disabled): UserRow) -> Result<User, StoreError> {
     Ok(User {
@@ -103,7 +105,9 @@ fn validate_password(password: &str) -> Result<(), StoreError> {
         )));
     }
     if password.len() > 1024 {
-        return Err(StoreError::Invalid("password is longer than 1024 bytes".into()));
+        return Err(StoreError::Invalid(
+            "password is longer than 1024 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -125,9 +129,13 @@ pub async fn hash_password(password: &str) -> Result<String, StoreError> {
 async fn verify_password(password: &str, hash: &str) -> Result<bool, StoreError> {
     let pw = password.to_owned();
     let hash = hash.to_owned();
-    tokio::task::spawn_blocking(move || Argon2::default().verify_password(pw.as_bytes(), hash.as_str()).is_ok())
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .verify_password(pw.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))
 }
 
 /// A hash nobody's password matches, verified for unknown names so that
@@ -143,7 +151,12 @@ async fn dummy_hash() -> Result<String, StoreError> {
 
 impl Store {
     /// Create an account.
-    pub async fn create_user(&self, name: &str, role: Role, password: &str) -> Result<User, StoreError> {
+    pub async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<User, StoreError> {
         validate_name(name)?;
         validate_password(password)?;
         let hash = hash_password(password).await?;
@@ -155,8 +168,14 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_insert(e, format!("user `{name}`")))?
             .last_insert_rowid();
-        self.audit("cli", "user.create", name, None, Some(&serde_json::json!({"role": role.as_str()})))
-            .await?;
+        self.audit(
+            "cli",
+            "user.create",
+            name,
+            None,
+            Some(&serde_json::json!({"role": role.as_str()})),
+        )
+        .await?;
         Ok(User {
             id,
             name: name.to_owned(),
@@ -166,7 +185,12 @@ impl Store {
     }
 
     /// Replace an account's password (and clear any lock-out).
-    pub async fn set_password(&self, name: &str, password: &str, actor: &str) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         validate_password(password)?;
         let hash = hash_password(password).await?;
         let done = sqlx::query(
@@ -183,7 +207,12 @@ impl Store {
     }
 
     /// Enable or disable an account.
-    pub async fn set_disabled(&self, name: &str, disabled: bool, actor: &str) -> Result<(), StoreError> {
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
             .bind(disabled as i64)
             .bind(name)
@@ -192,40 +221,53 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
-        self.audit(actor, "user.disable", name, None, Some(&serde_json::json!({"disabled": disabled})))
-            .await
+        self.audit(
+            actor,
+            "user.disable",
+            name,
+            None,
+            Some(&serde_json::json!({"disabled": disabled})),
+        )
+        .await
     }
 
     /// Look an account up by name.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT id, name, role, disabled FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, name, role, disabled FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(user_from_row).transpose()
     }
 
     /// Look an account up by id.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as("SELECT id, name, role, disabled FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, name, role, disabled FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(user_from_row).transpose()
     }
 
     /// Every account, by name.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<UserRow> = sqlx::query_as("SELECT id, name, role, disabled FROM users ORDER BY name")
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<UserRow> =
+            sqlx::query_as("SELECT id, name, role, disabled FROM users ORDER BY name")
+                .fetch_all(self.pool())
+                .await?;
         rows.into_iter().map(user_from_row).collect()
     }
 
     /// Check a login; counts failures and locks the account after
     /// [`MAX_FAILED_LOGINS`] in a row for [`LOCKOUT_SECS`].
-    pub async fn verify_login(&self, name: &str, password: &str) -> Result<LoginOutcome, StoreError> {
-        let row: Option<(i64, String, String, i64, String, i64, Option<i64>)> = sqlx::query_as(
+    pub async fn verify_login(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<LoginOutcome, StoreError> {
+        let row: Option<LoginRow> = sqlx::query_as(
             "SELECT id, name, role, disabled, password_hash, failed_logins, locked_until FROM users WHERE name = ?",
         )
         .bind(name)
@@ -262,11 +304,17 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        Ok(LoginOutcome::Ok(user_from_row((id, uname, role, disabled))?))
+        Ok(LoginOutcome::Ok(user_from_row((
+            id, uname, role, disabled,
+        ))?))
     }
 
     /// Create a bearer token for a user; returns the token (shown once).
-    pub async fn create_token(&self, user_name: &str, token_name: &str) -> Result<String, StoreError> {
+    pub async fn create_token(
+        &self,
+        user_name: &str,
+        token_name: &str,
+    ) -> Result<String, StoreError> {
         let user = self
             .user_by_name(user_name)
             .await?
@@ -278,7 +326,8 @@ impl Store {
             .bind(sha256_hex(&token))
             .execute(self.pool())
             .await?;
-        self.audit("cli", "token.create", user_name, None, None).await?;
+        self.audit("cli", "token.create", user_name, None, None)
+            .await?;
         Ok(token)
     }
 
@@ -288,11 +337,13 @@ impl Store {
             .user_by_name(user_name)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user `{user_name}`")))?;
-        let done = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0")
-            .bind(user.id)
-            .execute(self.pool())
+        let done =
+            sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0")
+                .bind(user.id)
+                .execute(self.pool())
+                .await?;
+        self.audit("cli", "token.revoke", user_name, None, None)
             .await?;
-        self.audit("cli", "token.revoke", user_name, None, None).await?;
         Ok(done.rows_affected())
     }
 

@@ -62,7 +62,9 @@ async fn create_inner(
 ) -> Result<(Response, bool), WebError> {
     let Json(req) = body.map_err(|e| WebError::BadRequest(e.body_text()))?;
     if req.url.len() > MAX_URL {
-        return Err(WebError::BadRequest(format!("url is longer than {MAX_URL} bytes")));
+        return Err(WebError::BadRequest(format!(
+            "url is longer than {MAX_URL} bytes"
+        )));
     }
     let interaction = match req.interaction.map(|s| s.trim().to_owned()) {
         Some(s) if s.is_empty() => None,
@@ -80,7 +82,9 @@ async fn create_inner(
         .ok_or_else(|| WebError::NotFound(format!("unknown site `{}`", req.site)))?;
     let allowed = match origin {
         Some(o) => {
-            let ok = normalize_origin(o).map(|n| site.origins.contains(&n)).unwrap_or(false);
+            let ok = normalize_origin(o)
+                .map(|n| site.origins.contains(&n))
+                .unwrap_or(false);
             if !ok {
                 return Err(WebError::Forbidden(format!(
                     "origin {o} is not allowed for site `{}`",
@@ -93,11 +97,17 @@ async fn create_inner(
         None => false,
     };
     let created = state.registry.create(&site, &req.url, interaction).await?;
-    Ok(((StatusCode::CREATED, Json(created)).into_response(), allowed))
+    Ok((
+        (StatusCode::CREATED, Json(created)).into_response(),
+        allowed,
+    ))
 }
 
 /// CORS preflight for `POST /api/v1/sessions`: granted to origins some site allows.
-pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn preflight(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let origin = origin_of(&headers)
         .ok_or_else(|| WebError::BadRequest("preflight without an Origin header".into()))?
         .to_owned();
@@ -109,13 +119,24 @@ pub async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Res
         .iter()
         .any(|s| s.origins.contains(&normal));
     if !known {
-        return Err(WebError::Forbidden(format!("origin {origin} is not allowed for any site")));
+        return Err(WebError::Forbidden(format!(
+            "origin {origin} is not allowed for any site"
+        )));
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     Ok(with_cors(resp, Some(&origin)))
 }
 
@@ -128,7 +149,9 @@ pub async fn get_session(
 ) -> Result<Response, WebError> {
     current_user(&state, &headers, &session)
         .await?
-        .ok_or_else(|| WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into()))?;
+        .ok_or_else(|| {
+            WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
+        })?;
     let info = state
         .registry
         .info(&id)

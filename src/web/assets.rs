@@ -12,7 +12,10 @@ const HTML: &str = "text/html; charset=utf-8";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
 }
@@ -20,16 +23,40 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 /// Routes for every embedded file.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/cobrowse.js", get(|| async { asset(JS, include_str!("../../static/cobrowse.js")) }))
-        .route("/static/viewer.js", get(|| async { asset(JS, include_str!("../../static/viewer.js")) }))
-        .route("/static/viewer.css", get(|| async { asset(CSS, include_str!("../../static/viewer.css")) }))
-        .route("/static/app.css", get(|| async { asset(CSS, include_str!("../../static/app.css")) }))
-        .route("/demo/", get(|| async { asset(HTML, include_str!("../../static/demo/index.html")) }))
-        .route("/demo", get(|| async { axum::response::Redirect::permanent("/demo/") }))
+        .route(
+            "/cobrowse.js",
+            get(|| async { asset(JS, include_str!("../../static/cobrowse.js")) }),
+        )
+        .route(
+            "/static/viewer.js",
+            get(|| async { asset(JS, include_str!("../../static/viewer.js")) }),
+        )
+        .route(
+            "/static/viewer.css",
+            get(|| async { asset(CSS, include_str!("../../static/viewer.css")) }),
+        )
+        .route(
+            "/static/app.css",
+            get(|| async { asset(CSS, include_str!("../../static/app.css")) }),
+        )
+        .route(
+            "/demo/",
+            get(|| async { asset(HTML, include_str!("../../static/demo/index.html")) }),
+        )
+        .route(
+            "/demo",
+            get(|| async { axum::response::Redirect::permanent("/demo/") }),
+        )
         .route(
             "/demo/checkout",
             get(|| async { asset(HTML, include_str!("../../static/demo/checkout.html")) }),
         )
-        .route("/demo/done", get(|| async { asset(HTML, include_str!("../../static/demo/done.html")) }))
-        .route("/demo/shop.css", get(|| async { asset(CSS, include_str!("../../static/demo/shop.css")) }))
+        .route(
+            "/demo/done",
+            get(|| async { asset(HTML, include_str!("../../static/demo/done.html")) }),
+        )
+        .route(
+            "/demo/shop.css",
+            get(|| async { asset(CSS, include_str!("../../static/demo/shop.css")) }),
+        )
 }

@@ -30,7 +30,9 @@ pub enum AuthKind {
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The signed-in user from the session cookie.
@@ -51,10 +53,14 @@ pub async fn current_user(
     if let Some(token) = bearer(headers) {
         return match state.store.user_by_token(token).await? {
             Some(u) => Ok(Some((u, AuthKind::Bearer))),
-            None => Err(WebError::Unauthorized("invalid or revoked API token".into())),
+            None => Err(WebError::Unauthorized(
+                "invalid or revoked API token".into(),
+            )),
         };
     }
-    Ok(cookie_user(state, session).await?.map(|u| (u, AuthKind::Cookie)))
+    Ok(cookie_user(state, session)
+        .await?
+        .map(|u| (u, AuthKind::Cookie)))
 }
 
 /// Who may call the contact-centre API: a user token or a site's integration key.
@@ -67,7 +73,9 @@ pub enum ApiCaller {
 /// Authenticate a contact-centre API call (`Authorization: Bearer`).
 pub async fn api_caller(state: &AppState, headers: &HeaderMap) -> Result<ApiCaller, WebError> {
     let token = bearer(headers).ok_or_else(|| {
-        WebError::Unauthorized("missing `Authorization: Bearer` (user API token or site integration key)".into())
+        WebError::Unauthorized(
+            "missing `Authorization: Bearer` (user API token or site integration key)".into(),
+        )
     })?;
     if let Some(u) = state.store.user_by_token(token).await? {
         return Ok(ApiCaller::User(u));
@@ -75,7 +83,9 @@ pub async fn api_caller(state: &AppState, headers: &HeaderMap) -> Result<ApiCall
     if let Some(s) = state.store.site_by_api_key(token).await? {
         return Ok(ApiCaller::Site(s));
     }
-    Err(WebError::Unauthorized("invalid or revoked API token".into()))
+    Err(WebError::Unauthorized(
+        "invalid or revoked API token".into(),
+    ))
 }
 
 /// The session's CSRF token, created on first use.
@@ -93,7 +103,8 @@ pub async fn check_csrf(session: &Session, submitted: &str) -> Result<(), WebErr
     match session.get::<String>(CSRF_KEY).await? {
         Some(t) if constant_time_eq(t.as_bytes(), submitted.as_bytes()) => Ok(()),
         _ => Err(WebError::Forbidden(
-            "the form has expired or did not come from this site; reload the page and try again".into(),
+            "the form has expired or did not come from this site; reload the page and try again"
+                .into(),
         )),
     }
 }
@@ -123,7 +134,10 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-pub async fn login_page(session: Session, Query(q): Query<LoginQuery>) -> Result<Response, WebError> {
+pub async fn login_page(
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, WebError> {
     let csrf = csrf_token(&session).await?;
     let next = safe_next(q.next.as_deref().unwrap_or("/agent")).to_owned();
     Ok(LoginPage {
@@ -181,7 +195,10 @@ pub async fn login_submit(
             format!("Too many failed sign-in attempts from your address. Try again in {minutes} minute(s)."),
         ));
     }
-    let outcome = state.store.verify_login(form.name.trim(), &form.password).await?;
+    let outcome = state
+        .store
+        .verify_login(form.name.trim(), &form.password)
+        .await?;
     let csrf = csrf_token(&session).await?;
     if matches!(outcome, LoginOutcome::Invalid | LoginOutcome::Locked { .. }) {
         state.login_guard.failed(&address, form.name.trim());
@@ -191,7 +208,9 @@ pub async fn login_submit(
             state.login_guard.succeeded(&address, form.name.trim());
             session.cycle_id().await?;
             session.insert(USER_KEY, user.id).await?;
-            session.insert(CSRF_KEY, crate::store::random_hex(32)).await?;
+            session
+                .insert(CSRF_KEY, crate::store::random_hex(32))
+                .await?;
             tracing::info!(user = %user.name, "signed in");
             Ok(Redirect::to(&next).into_response())
         }
@@ -208,7 +227,11 @@ pub async fn login_submit(
                 crate::store::users::LOCKOUT_SECS / 60
             ),
         )),
-        LoginOutcome::Disabled => Ok(again(StatusCode::FORBIDDEN, csrf, "This account is disabled.".into())),
+        LoginOutcome::Disabled => Ok(again(
+            StatusCode::FORBIDDEN,
+            csrf,
+            "This account is disabled.".into(),
+        )),
     }
 }
 
@@ -233,7 +256,10 @@ pub struct AgentPage {
     pub csrf: String,
 }
 
-pub async fn agent_page(State(state): State<AppState>, session: Session) -> Result<Response, WebError> {
+pub async fn agent_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, WebError> {
     match cookie_user(&state, &session).await? {
         Some(user) => {
             let csrf = csrf_token(&session).await?;

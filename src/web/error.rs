@@ -48,7 +48,9 @@ impl From<SessionError> for WebError {
             SessionError::NotFound | SessionError::Ended(_) => WebError::NotFound(e.to_string()),
             SessionError::BadToken => WebError::Unauthorized(e.to_string()),
             SessionError::OriginNotAllowed(_) => WebError::Forbidden(e.to_string()),
-            SessionError::SessionTaken | SessionError::AgentBusy(_) => WebError::Forbidden(e.to_string()),
+            SessionError::SessionTaken | SessionError::AgentBusy(_) => {
+                WebError::Forbidden(e.to_string())
+            }
             SessionError::ShuttingDown => WebError::Unavailable(e.to_string()),
             SessionError::Rules(_) => WebError::Internal(e.to_string()),
             SessionError::Store(s) => WebError::Store(s),
@@ -66,9 +68,10 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Store(_) | WebError::LoginSession(_) | WebError::Template(_) | WebError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            WebError::Store(_)
+            | WebError::LoginSession(_)
+            | WebError::Template(_)
+            | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -70,17 +70,25 @@ pub fn app(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.secure_cookies())
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::hours(12),
+        ));
     Router::new()
         .route("/", get(auth::index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/logout", post(auth::logout))
         .route("/agent", get(auth::agent_page))
-        .route("/api/v1/sessions", post(api::create_session).options(api::preflight))
+        .route(
+            "/api/v1/sessions",
+            post(api::create_session).options(api::preflight),
+        )
         .route("/api/v1/sessions/{id}", get(api::get_session))
         .route("/api/v1/sessions/{id}/end", post(api::end_session))
-        .route("/api/v1/interactions/{interaction}/end", post(api::end_interaction))
+        .route(
+            "/api/v1/interactions/{interaction}/end",
+            post(api::end_interaction),
+        )
         .route("/ws/customer/{id}", get(ws::customer))
         .route("/ws/agent/{id}", get(ws::agent))
         .merge(assets::routes())

@@ -23,7 +23,12 @@ fn relay_config(state: &AppState) -> RelayConfig {
 /// Frames up to twice the protocol limit reach our own check (which answers
 /// with an `error` frame); anything larger is cut by the WebSocket layer.
 fn ws_cap(state: &AppState) -> usize {
-    state.config.limits.max_message_bytes.saturating_mul(2).max(1 << 16)
+    state
+        .config
+        .limits
+        .max_message_bytes
+        .saturating_mul(2)
+        .max(1 << 16)
 }
 
 /// `GET /ws/customer/{id}?token=…`.
@@ -68,10 +73,16 @@ fn check_own_origin(state: &AppState, headers: &HeaderMap) -> Result<(), WebErro
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| normalize_origin(&format!("https://{h}")).ok());
-    if [own, host, host_https].iter().flatten().any(|o| *o == origin) {
+    if [own, host, host_https]
+        .iter()
+        .flatten()
+        .any(|o| *o == origin)
+    {
         Ok(())
     } else {
-        Err(WebError::Forbidden(format!("origin {origin} may not open agent sockets")))
+        Err(WebError::Forbidden(format!(
+            "origin {origin} may not open agent sockets"
+        )))
     }
 }
 
@@ -85,7 +96,9 @@ pub async fn agent(
 ) -> Result<Response, WebError> {
     let (user, kind) = current_user(&state, &headers, &session)
         .await?
-        .ok_or_else(|| WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into()))?;
+        .ok_or_else(|| {
+            WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
+        })?;
     if kind == AuthKind::Cookie {
         check_own_origin(&state, &headers)?;
     }

@@ -82,7 +82,9 @@ pub async fn spawn_app() -> TestApp {
 /// Start a server with the given options.
 pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let base = format!("http://{addr}");
     let config = Config {
@@ -178,9 +180,12 @@ impl TestApp {
 
     /// Open the customer socket.
     pub async fn customer(&self, id: &str, token: &str) -> WsClient {
-        WsClient::connect(&format!("{}/ws/customer/{id}?token={token}", self.ws_base), None)
-            .await
-            .expect("customer socket")
+        WsClient::connect(
+            &format!("{}/ws/customer/{id}?token={token}", self.ws_base),
+            None,
+        )
+        .await
+        .expect("customer socket")
     }
 
     /// Open an agent socket with a bearer token.
@@ -219,7 +224,10 @@ impl TestApp {
             if let Some(row) = rows.into_iter().find(|r| r.end_reason.is_some()) {
                 return row;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no ended history row for {id}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no ended history row for {id}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -256,19 +264,30 @@ pub struct WsClient {
 
 impl WsClient {
     /// Connect, optionally with `Authorization: Bearer`.
-    pub async fn connect(url: &str, bearer: Option<&str>) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect(
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
         let mut req = url.into_client_request()?;
         if let Some(b) = bearer {
-            req.headers_mut()
-                .insert("authorization", format!("Bearer {b}").parse().expect("header"));
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {b}").parse().expect("header"),
+            );
         }
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        Ok(WsClient { ws, seen: Vec::new() })
+        Ok(WsClient {
+            ws,
+            seen: Vec::new(),
+        })
     }
 
     /// Wrap an already connected stream.
     pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
-        WsClient { ws, seen: Vec::new() }
+        WsClient {
+            ws,
+            seen: Vec::new(),
+        }
     }
 
     /// Send a JSON message.
@@ -293,7 +312,9 @@ impl WsClient {
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("no frame within {within:?}; seen so far: {:#?}", self.seen));
+                .unwrap_or_else(|_| {
+                    panic!("no frame within {within:?}; seen so far: {:#?}", self.seen)
+                });
             match next {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(Message::Text(t))) => {
@@ -314,7 +335,10 @@ impl WsClient {
             match self.recv(left).await {
                 Some(v) if pred(&v) => return v,
                 Some(_) => continue,
-                None => panic!("socket closed before the expected frame; seen: {:#?}", self.seen),
+                None => panic!(
+                    "socket closed before the expected frame; seen: {:#?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -351,6 +375,9 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
         // Drain until the server's close arrives so the server sees a clean close.
-        let _ = tokio::time::timeout(SOON, async { while let Some(Ok(_)) = self.ws.next().await {} }).await;
+        let _ = tokio::time::timeout(SOON, async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
     }
 }

@@ -1,0 +1,5 @@
+//! HTTP routes, login, assets and the command line.
+
+mod cli;
+mod http;
+mod login;

@@ -1,0 +1,6 @@
+//! WebSocket relay and session rules (design §3, §6), over real sockets.
+
+mod backpressure;
+mod bad_input;
+mod lifecycle;
+mod timeouts;
