@@ -13,7 +13,10 @@ pub enum Verdict {
     /// Forward this message to the customer.
     Forward(ToCustomer),
     /// Refuse, answering the agent with `denied {action, reason}`.
-    Deny { action: &'static str, reason: String },
+    Deny {
+        action: &'static str,
+        reason: String,
+    },
 }
 
 /// Check an agent action (click, input, key, scroll). Pointer, control and end

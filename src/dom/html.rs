@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 enum TData {
     Document,
     Doctype(String),
-    Element { name: QualName, attrs: Vec<Attribute> },
+    Element {
+        name: QualName,
+        attrs: Vec<Attribute>,
+    },
     Text(String),
     Comment(String),
 }
@@ -143,7 +146,12 @@ impl TreeSink for Sink {
         self.insert_at(*parent, pos, child);
     }
 
-    fn append_based_on_parent_node(&self, element: &usize, prev_element: &usize, child: NodeOrText<usize>) {
+    fn append_based_on_parent_node(
+        &self,
+        element: &usize,
+        prev_element: &usize,
+        child: NodeOrText<usize>,
+    ) {
         if self.nodes.borrow()[*element].parent.is_some() {
             self.append_before_sibling(element, child);
         } else {
@@ -151,7 +159,12 @@ impl TreeSink for Sink {
         }
     }
 
-    fn append_doctype_to_document(&self, name: StrTendril, _public_id: StrTendril, _system_id: StrTendril) {
+    fn append_doctype_to_document(
+        &self,
+        name: StrTendril,
+        _public_id: StrTendril,
+        _system_id: StrTendril,
+    ) {
         let n = self.new_node(TData::Doctype(name.to_string()));
         self.append(&0, NodeOrText::AppendNode(n));
     }
@@ -179,7 +192,10 @@ impl TreeSink for Sink {
     }
 
     fn add_attrs_if_missing(&self, target: &usize, attrs: Vec<Attribute>) {
-        if let TData::Element { attrs: existing, .. } = &mut self.nodes.borrow_mut()[*target].data {
+        if let TData::Element {
+            attrs: existing, ..
+        } = &mut self.nodes.borrow_mut()[*target].data
+        {
             for a in attrs {
                 if !existing.iter().any(|e| e.name == a.name) {
                     existing.push(a);
@@ -220,7 +236,10 @@ fn convert(nodes: &[TNode], i: usize, next: &mut NodeId) -> Node {
     *next += 1;
     let n = &nodes[i];
     let kids = |next: &mut NodeId| -> Vec<Node> {
-        n.children.iter().map(|&c| convert(nodes, c, next)).collect()
+        n.children
+            .iter()
+            .map(|&c| convert(nodes, c, next))
+            .collect()
     };
     match &n.data {
         TData::Document => Node::Document {
@@ -259,8 +278,14 @@ fn convert(nodes: &[TNode], i: usize, next: &mut NodeId) -> Node {
                 checked: None,
             }
         }
-        TData::Text(t) => Node::Text { id, text: t.clone() },
-        TData::Comment(t) => Node::Comment { id, text: t.clone() },
+        TData::Text(t) => Node::Text {
+            id,
+            text: t.clone(),
+        },
+        TData::Comment(t) => Node::Comment {
+            id,
+            text: t.clone(),
+        },
     }
 }
 
@@ -268,7 +293,9 @@ const VOID: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
     "wbr",
 ];
-const RAW: &[&str] = &["style", "script", "xmp", "iframe", "noembed", "noframes", "noscript"];
+const RAW: &[&str] = &[
+    "style", "script", "xmp", "iframe", "noembed", "noframes", "noscript",
+];
 
 fn escape(s: &str, attr: bool, out: &mut String) {
     for c in s.chars() {
@@ -319,7 +346,9 @@ fn write_html(node: &Node, strip: bool, raw: bool, out: &mut String) {
             for (k, v) in attrs {
                 if strip
                     && (k.starts_with("on")
-                        || v.trim_start().to_ascii_lowercase().starts_with("javascript:"))
+                        || v.trim_start()
+                            .to_ascii_lowercase()
+                            .starts_with("javascript:"))
                 {
                     continue;
                 }
@@ -370,14 +399,18 @@ mod tests {
             "<!DOCTYPE html><html><head></head><body><p class=\"a\">x<b>y</b></p><svg><text>t</text></svg></body></html>"
         );
         // ids: document 1, doctype 2, html 3, head 4, body 5, p 6 ...
-        let Node::Document { children, .. } = &n else { panic!() };
+        let Node::Document { children, .. } = &n else {
+            panic!()
+        };
         assert_eq!(children[0].id(), 2);
         assert_eq!(children[1].id(), 3);
         let body = &children[1].children()[1];
         assert_eq!(body.id(), 5);
         assert_eq!(body.children()[0].id(), 6);
         match &body.children()[1] {
-            Node::Element { ns, tag, .. } => assert_eq!((ns.as_deref(), tag.as_str()), (Some("svg"), "svg")),
+            Node::Element { ns, tag, .. } => {
+                assert_eq!((ns.as_deref(), tag.as_str()), (Some("svg"), "svg"))
+            }
             o => panic!("{o:?}"),
         }
     }

@@ -479,7 +479,12 @@ impl Dom {
     }
 
     /// Set or remove an attribute of an element.
-    pub fn set_attr(&mut self, id: NodeId, name: &str, value: Option<&str>) -> Result<Slot, DomError> {
+    pub fn set_attr(
+        &mut self,
+        id: NodeId,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<Slot, DomError> {
         let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
         if name.is_empty() {
             return Err(DomError::InvalidOp("empty attribute name".into()));
@@ -522,7 +527,12 @@ impl Dom {
     }
 
     /// Set the live value (and optionally checked state) of an element.
-    pub fn set_value(&mut self, id: NodeId, value: &str, checked: Option<bool>) -> Result<Slot, DomError> {
+    pub fn set_value(
+        &mut self,
+        id: NodeId,
+        value: &str,
+        checked: Option<bool>,
+    ) -> Result<Slot, DomError> {
         let s = self.slot(id).ok_or(DomError::UnknownNode(id))?;
         match &mut self.node_mut(s).kind {
             Kind::Element(e) => {
@@ -604,7 +614,12 @@ fn panic_free_missing() -> ! {
 
 /// Validate a wire tree about to be added: ids unique (within itself and
 /// against the mirror), node kinds placed legally, depth and size limits.
-fn check_new_tree(root: &Node, dom: &Dom, limits: &Limits, base_depth: usize) -> Result<(), DomError> {
+fn check_new_tree(
+    root: &Node,
+    dom: &Dom,
+    limits: &Limits,
+    base_depth: usize,
+) -> Result<(), DomError> {
     let mut seen: FxHashSet<NodeId> = FxHashSet::default();
     let mut stack: Vec<(&Node, usize, bool)> = vec![(root, base_depth, true)];
     let mut count = 0usize;
@@ -635,7 +650,9 @@ fn check_new_tree(root: &Node, dom: &Dom, limits: &Limits, base_depth: usize) ->
             Node::Element { ns, tag, .. } => {
                 Ns::from_wire(ns.as_deref())?;
                 if tag.is_empty() {
-                    return Err(DomError::InvalidOp(format!("element {id} has an empty tag")));
+                    return Err(DomError::InvalidOp(format!(
+                        "element {id} has an empty tag"
+                    )));
                 }
             }
             _ => {}
@@ -673,23 +690,50 @@ mod tests {
         let mut d = Dom::from_node(&doc, &l).unwrap();
         assert_eq!(d.element(d.slot(2).unwrap()).unwrap().tag, "div");
         d.insert(2, Some(4), &el(5, "span", vec![]), &l).unwrap();
-        let kids: Vec<NodeId> = d.children(d.slot(2).unwrap()).map(|s| d.node(s).id).collect();
+        let kids: Vec<NodeId> = d
+            .children(d.slot(2).unwrap())
+            .map(|s| d.node(s).id)
+            .collect();
         assert_eq!(kids, vec![3, 5, 4]);
-        assert_eq!(d.insert(2, None, &el(3, "b", vec![]), &l), Err(DomError::DuplicateNode(3)));
-        assert_eq!(d.insert(3, Some(4), &el(9, "b", vec![]), &l).unwrap_err(), DomError::InvalidOp("node 4 is not a child of 3".into()));
+        assert_eq!(
+            d.insert(2, None, &el(3, "b", vec![]), &l),
+            Err(DomError::DuplicateNode(3))
+        );
+        assert_eq!(
+            d.insert(3, Some(4), &el(9, "b", vec![]), &l).unwrap_err(),
+            DomError::InvalidOp("node 4 is not a child of 3".into())
+        );
         d.remove(5).unwrap();
         assert!(d.slot(5).is_none());
-        let kids: Vec<NodeId> = d.children(d.slot(2).unwrap()).map(|s| d.node(s).id).collect();
+        let kids: Vec<NodeId> = d
+            .children(d.slot(2).unwrap())
+            .map(|s| d.node(s).id)
+            .collect();
         assert_eq!(kids, vec![3, 4]);
         assert!(matches!(d.remove(1), Err(DomError::InvalidOp(_))));
-        assert_eq!(d.to_node(d.root().unwrap()), Node::Document { id: 1, children: vec![el(2, "div", vec![el(3, "p", vec![]), el(4, "p", vec![])])] });
+        assert_eq!(
+            d.to_node(d.root().unwrap()),
+            Node::Document {
+                id: 1,
+                children: vec![el(2, "div", vec![el(3, "p", vec![]), el(4, "p", vec![])])]
+            }
+        );
     }
 
     #[test]
     fn limits_are_enforced() {
-        let l = Limits { max_nodes: 3, ..Limits::default() };
-        let doc = Node::Document { id: 1, children: vec![el(2, "div", vec![el(3, "p", vec![])])] };
+        let l = Limits {
+            max_nodes: 3,
+            ..Limits::default()
+        };
+        let doc = Node::Document {
+            id: 1,
+            children: vec![el(2, "div", vec![el(3, "p", vec![])])],
+        };
         let mut d = Dom::from_node(&doc, &l).unwrap();
-        assert!(matches!(d.insert(2, None, &el(4, "p", vec![]), &l), Err(DomError::Limit(_))));
+        assert!(matches!(
+            d.insert(2, None, &el(4, "p", vec![]), &l),
+            Err(DomError::Limit(_))
+        ));
     }
 }

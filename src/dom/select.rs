@@ -251,7 +251,10 @@ pub fn parse(selector: &str) -> Result<Selectors, SelectorError> {
     })
 }
 
-fn describe(kind: &cssparser::ParseErrorKind<SelectorParseErrorKind>, unknown: Option<&str>) -> String {
+fn describe(
+    kind: &cssparser::ParseErrorKind<SelectorParseErrorKind>,
+    unknown: Option<&str>,
+) -> String {
     use cssparser::{BasicParseErrorKind as B, ParseErrorKind as K};
     use SelectorParseErrorKind as S;
     match kind {
@@ -270,7 +273,9 @@ fn describe(kind: &cssparser::ParseErrorKind<SelectorParseErrorKind>, unknown: O
             S::InvalidPseudoElementAfterSlotted => "invalid pseudo-element after ::slotted".into(),
             S::InvalidPseudoElementInsideWhere => "pseudo-elements are not allowed here".into(),
             S::InvalidState => "invalid selector state".into(),
-            S::UnexpectedTokenInAttributeSelector => "unexpected token in attribute selector".into(),
+            S::UnexpectedTokenInAttributeSelector => {
+                "unexpected token in attribute selector".into()
+            }
             S::PseudoElementExpectedColon => "expected `:` for a pseudo-element".into(),
             S::PseudoElementExpectedIdent => "expected a pseudo-element name".into(),
             S::NoIdentForPseudo => "expected a pseudo-class name".into(),
@@ -291,16 +296,9 @@ fn describe(kind: &cssparser::ParseErrorKind<SelectorParseErrorKind>, unknown: O
 
 /// Matches selector lists against elements of one mirror, with caches that
 /// are valid only while the mirror does not change.
+#[derive(Default)]
 pub struct Matcher {
     caches: SelectorCaches,
-}
-
-impl Default for Matcher {
-    fn default() -> Self {
-        Matcher {
-            caches: SelectorCaches::default(),
-        }
-    }
 }
 
 impl Matcher {
@@ -344,7 +342,10 @@ impl<'a> El<'a> {
     }
 
     fn wrap(&self, slot: Option<Slot>) -> Option<El<'a>> {
-        slot.map(|slot| El { dom: self.dom, slot })
+        slot.map(|slot| El {
+            dom: self.dom,
+            slot,
+        })
     }
 
     fn sibling_element(&self, forward: bool) -> Option<El<'a>> {
@@ -382,8 +383,16 @@ impl<'a> El<'a> {
         let ty = e.attr("type").unwrap_or("text").to_ascii_lowercase();
         !matches!(
             ty.as_str(),
-            "checkbox" | "radio" | "submit" | "reset" | "button" | "image" | "hidden" | "file"
-                | "range" | "color"
+            "checkbox"
+                | "radio"
+                | "submit"
+                | "reset"
+                | "button"
+                | "image"
+                | "hidden"
+                | "file"
+                | "range"
+                | "color"
         )
     }
 
@@ -392,8 +401,11 @@ impl<'a> El<'a> {
         if self.is_text_field() {
             return !e.attrs.contains_key("readonly") && !self.is_disabled();
         }
-        e.attr("contenteditable")
-            .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("plaintext-only"))
+        e.attr("contenteditable").is_some_and(|v| {
+            v.is_empty()
+                || v.eq_ignore_ascii_case("true")
+                || v.eq_ignore_ascii_case("plaintext-only")
+        })
     }
 }
 
@@ -436,7 +448,10 @@ impl selectors::Element for El<'_> {
         self.dom
             .children(self.slot)
             .find(|c| matches!(self.dom.node(*c).kind, Kind::Element(_)))
-            .map(|slot| El { dom: self.dom, slot })
+            .map(|slot| El {
+                dom: self.dom,
+                slot,
+            })
     }
 
     fn is_html_element_in_html_document(&self) -> bool {
@@ -506,7 +521,11 @@ impl selectors::Element for El<'_> {
             PseudoClass::PlaceholderShown => {
                 self.is_text_field()
                     && e.attrs.contains_key("placeholder")
-                    && e.value.as_deref().or(e.attr("value")).unwrap_or("").is_empty()
+                    && e.value
+                        .as_deref()
+                        .or(e.attr("value"))
+                        .unwrap_or("")
+                        .is_empty()
             }
             PseudoClass::Link | PseudoClass::AnyLink => self.is_link(),
         }
@@ -524,7 +543,9 @@ impl selectors::Element for El<'_> {
 
     fn is_link(&self) -> bool {
         let e = self.data();
-        e.ns == Ns::Html && matches!(e.tag.as_str(), "a" | "area" | "link") && e.attrs.contains_key("href")
+        e.ns == Ns::Html
+            && matches!(e.tag.as_str(), "a" | "area" | "link")
+            && e.attrs.contains_key("href")
     }
 
     fn is_html_slot_element(&self) -> bool {

@@ -181,8 +181,9 @@ impl Doc {
         }
     }
 
-    /// Element `x`'s own matchable state (attributes, live state, emptiness) changed.
-    fn changed_element(&self, x: Slot, d: &mut Dirty) {
+    /// Element `x`'s own matchable state changed; `keys` name what changed
+    /// (see [`Deps`]). Re-matches only where a selector reads those keys.
+    fn changed_element(&self, x: Slot, keys: &[String], d: &mut Dirty) {
         if !self.is_element(x) {
             return;
         }
@@ -190,18 +191,23 @@ impl Doc {
             d.full = true;
             return;
         }
-        d.subtrees.push(x);
-        if self.deps.nth_of {
+        if Deps::touches(&self.deps.ancestor_keys, keys) {
+            d.subtrees.push(x);
+        } else if Deps::touches(&self.deps.subject_keys, keys) {
+            d.own.push(x);
+        }
+        let nth_of = Deps::touches(&self.deps.nth_of_keys, keys);
+        if nth_of {
             for s in self.sibling_elements(x, false) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.sibling || self.deps.nth_of {
+        if nth_of || Deps::touches(&self.deps.sibling_keys, keys) {
             for s in self.sibling_elements(x, true) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.has {
+        if self.deps.has && Deps::touches(&self.deps.has_keys, keys) {
             self.has_ancestors(x, d);
         }
     }
@@ -220,7 +226,7 @@ impl Doc {
             }
         }
         if self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p) != was_empty {
-            self.changed_element(p, d);
+            self.changed_element(p, &["empty".to_string()], d);
         }
         if self.deps.has {
             self.has_ancestors(p, d);
@@ -257,7 +263,14 @@ impl Doc {
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
             }
-            let own = own_bits(&self.dom, s, rules, &self.active, &mut matcher, &self.sticky);
+            let own = own_bits(
+                &self.dom,
+                s,
+                rules,
+                &self.active,
+                &mut matcher,
+                &self.sticky,
+            );
             let n = self.dom.node(s);
             if own & O_MASK != 0 && n.element().is_some_and(|el| el.was_password) {
                 self.sticky.insert(n.id);
@@ -302,7 +315,9 @@ impl Doc {
                     m.changed = e;
                     changed.push(x);
                 }
-                if new != old || is_new {
+                // a full update (publish: the level may differ) visits every
+                // element; otherwise unchanged states stop the walk
+                if new != old || is_new || d.full {
                     stack.extend(self.dom.children(x));
                 }
             }
@@ -333,7 +348,13 @@ impl Doc {
     }
 
     /// Re-send each element as `remove` + `insert` of its fresh agent form.
-    fn resend(&self, top: Vec<Slot>, settings: &SiteSettings, out: &mut Vec<Op>, clear: &mut ClearLog) {
+    fn resend(
+        &self,
+        top: Vec<Slot>,
+        settings: &SiteSettings,
+        out: &mut Vec<Op>,
+        clear: &mut ClearLog,
+    ) {
         for x in top {
             let n = self.dom.node(x);
             let Some(p) = n.parent else { continue };
@@ -404,7 +425,8 @@ impl Doc {
                 node,
             } => {
                 let (p, _) = self.dom.check_insert(parent, before, &node, limits)?;
-                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                let was_empty =
+                    self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
                 let s = self.dom.insert(parent, before, &node, limits)?;
                 d.subtrees.push(s);
                 d.new_roots.push(s);
@@ -423,11 +445,11 @@ impl Doc {
             }
             Op::Remove { id } => {
                 let s = self.dom.slot(id).ok_or(RewriteError::UnknownNode(id))?;
-                let p = self
-                    .dom
-                    .parent(s)
-                    .ok_or_else(|| RewriteError::InvalidOp("cannot remove the document root".into()))?;
-                let was_empty = self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
+                let p = self.dom.parent(s).ok_or_else(|| {
+                    RewriteError::InvalidOp("cannot remove the document root".into())
+                })?;
+                let was_empty =
+                    self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
                 self.dom.remove(id)?;
                 self.structural(p, None, was_empty, &mut d);
                 let top = self.update(rules, d);
@@ -437,11 +459,16 @@ impl Doc {
                 self.resend(top, settings, out, clear);
             }
             Op::Attr { id, name, value } => {
+                let old = self
+                    .dom
+                    .slot(id)
+                    .and_then(|s| self.dom.element(s))
+                    .and_then(|e| e.attr(&name))
+                    .map(str::to_string);
                 let s = self.dom.set_attr(id, &name, value.as_deref())?;
-                let lname = name.to_ascii_lowercase();
-                if self.deps.attrs.contains(&lname) {
-                    self.changed_element(s, &mut d);
-                } else if lname == "type" {
+                let keys = changed_keys(&name, old.as_deref(), value.as_deref());
+                self.changed_element(s, &keys, &mut d);
+                if name.eq_ignore_ascii_case("type") {
                     d.own.push(s);
                 }
                 let top = self.update(rules, d);
@@ -465,7 +492,7 @@ impl Doc {
                     .parent(s)
                     .ok_or_else(|| RewriteError::InvalidOp(format!("node {id} has no parent")))?;
                 if flipped && self.deps.empty {
-                    self.changed_element(p, &mut d);
+                    self.changed_element(p, &["empty".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 let pe = parent_eff(&self.dom, p);
@@ -482,8 +509,8 @@ impl Doc {
             }
             Op::Value { id, value, checked } => {
                 let s = self.dom.set_value(id, &value, checked)?;
-                if self.deps.live_state {
-                    self.changed_element(s, &mut d);
+                if self.deps.live_state() {
+                    self.changed_element(s, &["live".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 if !self.under_changed(s) && visible(&self.dom, s) {
@@ -508,6 +535,31 @@ impl Doc {
         }
         Ok(())
     }
+}
+
+/// The invalidation keys an attribute change touches: the attribute itself,
+/// plus each class added or removed, plus the old and new id.
+fn changed_keys(name: &str, old: Option<&str>, new: Option<&str>) -> Vec<String> {
+    let lname = name.to_ascii_lowercase();
+    let mut keys = vec![format!("a:{lname}")];
+    match lname.as_str() {
+        "class" => {
+            let set = |v: Option<&str>| -> FxHashSet<String> {
+                v.unwrap_or("")
+                    .split_ascii_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (o, n) = (set(old), set(new));
+            keys.extend(o.symmetric_difference(&n).map(|c| format!("c:{c}")));
+        }
+        "id" => {
+            keys.extend(old.map(|v| format!("i:{v}")));
+            keys.extend(new.map(|v| format!("i:{v}")));
+        }
+        _ => {}
+    }
+    keys
 }
 
 /// The per-session engine: mirror + rules → agent frames.
@@ -655,7 +707,9 @@ impl Rewriter {
         };
         let mut cue = RulesCue::default();
         for i in active {
-            let Some(r) = self.rules.compiled().get(i) else { continue };
+            let Some(r) = self.rules.compiled().get(i) else {
+                continue;
+            };
             match r.action {
                 Action::Mask => cue.mask.push(r.selector.clone()),
                 Action::Block => cue.block.push(r.selector.clone()),
@@ -705,7 +759,9 @@ impl Rewriter {
     pub fn stats(&self) -> RewriteStats {
         let mut st = RewriteStats::default();
         let Some(doc) = &self.doc else { return st };
-        let Some(root) = doc.dom.root() else { return st };
+        let Some(root) = doc.dom.root() else {
+            return st;
+        };
         doc.dom.for_each_in_subtree(root, |s| {
             let own = doc.dom.node(s).meta.own;
             st.masked += usize::from(own & O_MASK != 0);
@@ -713,5 +769,73 @@ impl Rewriter {
             st.disabled += usize::from(own & O_DISABLE != 0);
         });
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_static<T: Send + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn rewriter_can_live_in_a_task_and_rules_can_be_shared() {
+        assert_send_static::<Rewriter>();
+        assert_send_sync::<CompiledRules>();
+        assert_send_sync::<Arc<CompiledRules>>();
+    }
+
+    #[test]
+    fn mutations_before_a_snapshot_and_non_document_roots_are_refused() {
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), Limits::default());
+        assert_eq!(rw.apply(vec![]), Err(RewriteError::NoDocument));
+        assert_eq!(rw.restriction(1), Err(RewriteError::NoDocument));
+        assert!(rw.agent_snapshot().is_none());
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: Node::Text { id: 1, text: "x".into() },
+        };
+        assert!(matches!(rw.snapshot(snap), Err(RewriteError::InvalidOp(_))));
+    }
+
+    #[test]
+    fn oversized_batches_and_documents_are_refused() {
+        let limits = Limits {
+            max_ops: 1,
+            max_nodes: 3,
+            ..Limits::default()
+        };
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), limits);
+        let doc = Node::Document {
+            id: 1,
+            children: vec![Node::Text { id: 2, text: "a".into() }],
+        };
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: doc,
+        };
+        rw.snapshot(snap).unwrap();
+        let op = || Op::Text { id: 2, text: "b".into() };
+        assert!(matches!(rw.apply(vec![op(), op()]), Err(RewriteError::Limit(_))));
+        let big = Op::Insert {
+            parent: 1,
+            before: None,
+            node: Node::Element {
+                id: 3,
+                tag: "p".into(),
+                ns: None,
+                attrs: Default::default(),
+                children: vec![Node::Text { id: 4, text: "c".into() }],
+                value: None,
+                checked: None,
+            },
+        };
+        assert!(matches!(rw.apply(vec![big]), Err(RewriteError::Limit(_))));
+        assert_eq!(rw.apply(vec![op()]), Ok(vec![op()]));
     }
 }

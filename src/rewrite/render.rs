@@ -267,7 +267,11 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
 }
 
 /// The live value and checked state the agent gets.
-pub fn agent_value(e: &ElementData, eff: u8, settings: &SiteSettings) -> (Option<String>, Option<bool>) {
+pub fn agent_value(
+    e: &ElementData,
+    eff: u8,
+    settings: &SiteSettings,
+) -> (Option<String>, Option<bool>) {
     if eff & E_BLOCKED != 0 {
         return (None, None);
     }
@@ -275,7 +279,9 @@ pub fn agent_value(e: &ElementData, eff: u8, settings: &SiteSettings) -> (Option
         return (e.value.as_deref().map(mask_chars), None);
     }
     (
-        e.value.as_deref().map(|v| redact(v, &settings.detectors).into_owned()),
+        e.value
+            .as_deref()
+            .map(|v| redact(v, &settings.detectors).into_owned()),
         e.checked,
     )
 }
@@ -303,7 +309,12 @@ pub type ClearLog = Vec<NodeId>;
 
 /// A mirror node (and its subtree) in agent form, or `None` if the agent
 /// must not have it. Uses the `eff` bits stored in the mirror.
-pub fn render(dom: &Dom, slot: Slot, settings: &SiteSettings, clear: &mut ClearLog) -> Option<Node> {
+pub fn render(
+    dom: &Dom,
+    slot: Slot,
+    settings: &SiteSettings,
+    clear: &mut ClearLog,
+) -> Option<Node> {
     if !visible(dom, slot) {
         return None;
     }
@@ -365,7 +376,12 @@ fn render_visible(dom: &Dom, slot: Slot, settings: &SiteSettings, clear: &mut Cl
 
 /// Match every element of `dom` and compute every effective state from
 /// scratch (snapshot, rule publish, oracle).
-pub fn full_state(dom: &mut Dom, rules: &CompiledRules, active: &[usize], sticky: &FxHashSet<NodeId>) {
+pub fn full_state(
+    dom: &mut Dom,
+    rules: &CompiledRules,
+    active: &[usize],
+    sticky: &FxHashSet<NodeId>,
+) {
     let Some(root) = dom.root() else { return };
     let level = rules.settings.privacy;
     let mut matcher = Matcher::default();

@@ -57,7 +57,10 @@ fn load_page(rules: CompiledRules, html: &str, url: &str) -> Result<Page, Vec<Ru
         .snapshot(Snapshot {
             url: url.to_string(),
             title: String::new(),
-            viewport: Viewport { w: 1280.0, h: 800.0 },
+            viewport: Viewport {
+                w: 1280.0,
+                h: 800.0,
+            },
             root: customer.clone(),
         })
         .map_err(|e| vec![RuleError::Page(e.to_string())])?;
@@ -111,7 +114,12 @@ fn describe(dom: &Dom, slot: Slot) -> String {
         s.push('#');
         s.push_str(id);
     }
-    for c in e.attr("class").unwrap_or("").split_ascii_whitespace().take(3) {
+    for c in e
+        .attr("class")
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .take(3)
+    {
         s.push('.');
         s.push_str(c);
     }
@@ -119,10 +127,16 @@ fn describe(dom: &Dom, slot: Slot) -> String {
 }
 
 /// Preview `rules` (a draft, possibly with disabled rules) on an HTML page.
-pub fn preview(rules: &[Rule], settings: SiteSettings, html: &str, url: &str) -> Result<Preview, Vec<RuleError>> {
+pub fn preview(
+    rules: &[Rule],
+    settings: SiteSettings,
+    html: &str,
+    url: &str,
+) -> Result<Preview, Vec<RuleError>> {
     let compiled = compile_all(rules, settings)?;
     let page = load_page(compiled, html, url)?;
-    let dom = Dom::from_node(&page.customer, &page_limits()).map_err(|e| vec![RuleError::Page(e.to_string())])?;
+    let dom = Dom::from_node(&page.customer, &page_limits())
+        .map_err(|e| vec![RuleError::Page(e.to_string())])?;
     let all = dom.root().map(|r| dom.subtree(r)).unwrap_or_default();
     let mut matcher = Matcher::default();
     let mut matches = Vec::new();
@@ -315,7 +329,8 @@ fn run_case(path: &Path) -> Result<Vec<String>, Vec<RuleError>> {
     };
     let rules = compile_all(&pack.rules, pack.settings.unwrap_or_default())?;
     let page = load_page(rules, &html, &case.url)?;
-    let dom = Dom::from_node(&page.customer, &page_limits()).map_err(|e| vec![RuleError::Page(e.to_string())])?;
+    let dom = Dom::from_node(&page.customer, &page_limits())
+        .map_err(|e| vec![RuleError::Page(e.to_string())])?;
     let all = dom.root().map(|r| dom.subtree(r)).unwrap_or_default();
     let mut matcher = Matcher::default();
     let mut failures = Vec::new();
@@ -343,7 +358,9 @@ fn run_case(path: &Path) -> Result<Vec<String>, Vec<RuleError>> {
                 .filter(|&s| matcher.matches(&dom, s, &parsed))
                 .collect();
             if hits.is_empty() {
-                failures.push(format!("expect.{what}: `{sel}` matches no element of the page"));
+                failures.push(format!(
+                    "expect.{what}: `{sel}` matches no element of the page"
+                ));
                 continue;
             }
             for s in hits {
@@ -361,7 +378,10 @@ fn run_case(path: &Path) -> Result<Vec<String>, Vec<RuleError>> {
                     } else {
                         format!("is not {what}")
                     };
-                    failures.push(format!("expect.{what}: `{sel}` element {} {verb}", describe(&dom, s)));
+                    failures.push(format!(
+                        "expect.{what}: `{sel}` element {} {verb}",
+                        describe(&dom, s)
+                    ));
                 }
             }
         }

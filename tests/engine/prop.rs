@@ -1,0 +1,467 @@
+//! Property test of the privacy invariant: random documents, random rule
+//! sets, random mutation sequences (attribute/class toggles, inserts,
+//! removes, moves, text and value ops, rule publishes, navigations). After
+//! every message the agent's copy (a real mirror applying exactly the ops it
+//! received) must equal the oracle's rewrite of the customer's document, and
+//! no message may contain a planted secret that is masked or blocked at that
+//! point.
+//!
+//! Cases: `PROPTEST_CASES` (default 1000; 5000 take about 40 s in a debug build on an idle 2-core machine).
+
+use super::support::*;
+use cobrowse::dom::{Dom, Kind, Slot};
+use cobrowse::protocol::{Node, NodeId, Op};
+use cobrowse::rules::{Action, CompiledRules, PrivacyLevel, Rule, SiteSettings};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const TAGS: &[&str] = &["div", "span", "p", "li", "input", "section"];
+const CLASSES: &[&str] = &["a", "b", "c"];
+const SELECTORS: &[&str] = &[
+    ".a",
+    ".b",
+    "div",
+    "span.c",
+    ".a span",
+    ".a > p",
+    "div + p",
+    ".b ~ span",
+    "li:nth-child(2)",
+    "p:first-child",
+    ":not(.c) > span",
+    "div:has(.b)",
+    "section:has(> .a)",
+    "[data-k]",
+    "[title^=Zq1]",
+    "input",
+    "p:empty",
+    "span:last-child",
+    ":is(.a, .b) li",
+    ".c:has(+ .a)",
+    "div:has(.a) span",
+    "li:nth-child(odd of .a)",
+    "section *",
+    ".a ~ .b p",
+    "li:nth-child(2) span",
+    "input:checked",
+    "div:empty + span",
+];
+const ACTIONS: &[Action] = &[Action::Mask, Action::Block, Action::Disable, Action::Unmask];
+
+#[derive(Debug, Clone)]
+struct RuleSpec {
+    rules: Vec<(usize, usize, bool)>,
+    level: u8,
+}
+
+fn rule_spec() -> impl Strategy<Value = RuleSpec> {
+    (
+        prop::collection::vec(
+            (
+                0..SELECTORS.len(),
+                0..ACTIONS.len(),
+                prop::bool::weighted(0.2),
+            ),
+            1..5,
+        ),
+        prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+    )
+        .prop_map(|(rules, level)| RuleSpec { rules, level })
+}
+
+fn build_rules(spec: &RuleSpec) -> Arc<CompiledRules> {
+    let rules: Vec<Rule> = spec
+        .rules
+        .iter()
+        .map(|&(s, a, scoped)| Rule {
+            selector: SELECTORS[s].into(),
+            action: ACTIONS[a],
+            url: scoped.then(|| "/x/*".to_string()),
+            description: String::new(),
+            enabled: true,
+        })
+        .collect();
+    let privacy = match spec.level {
+        0 => PrivacyLevel::Allow,
+        1 => PrivacyLevel::MaskInputs,
+        _ => PrivacyLevel::MaskAll,
+    };
+    Arc::new(
+        CompiledRules::compile(
+            &rules,
+            SiteSettings {
+                privacy,
+                ..SiteSettings::default()
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// kind: 0..6 element tags, 6..8 text (8: empty text); class 3/4 = none.
+#[derive(Debug, Clone)]
+struct NodeSpec {
+    parent: usize,
+    kind: u8,
+    class: u8,
+    title: bool,
+    data: bool,
+}
+
+fn node_spec() -> impl Strategy<Value = NodeSpec> {
+    (
+        any::<usize>(),
+        0u8..9,
+        0u8..5,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(parent, kind, class, title, data)| NodeSpec {
+            parent,
+            kind,
+            class,
+            title,
+            data,
+        })
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Batch(Vec<(u8, usize, usize, u8)>),
+    Publish(RuleSpec),
+    Navigate(bool),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => prop::collection::vec((0u8..8, any::<usize>(), any::<usize>(), 0u8..6), 1..5).prop_map(Step::Batch),
+        1 => rule_spec().prop_map(Step::Publish),
+        1 => any::<bool>().prop_map(Step::Navigate),
+    ]
+}
+
+/// Fresh ids and unique secret strings (`Zq<n>x`).
+struct Gen {
+    id: NodeId,
+    secret: u64,
+}
+
+impl Gen {
+    fn id(&mut self) -> NodeId {
+        self.id += 1;
+        self.id
+    }
+    fn secret(&mut self) -> String {
+        self.secret += 1;
+        format!("Zq{}x", self.secret)
+    }
+}
+
+fn make_node(g: &mut Gen, kind: u8, class: u8, title: bool, data: bool, with_text: bool) -> Node {
+    if kind >= 6 {
+        let text = if kind == 8 {
+            String::new()
+        } else {
+            format!("t {}", g.secret())
+        };
+        return Node::Text { id: g.id(), text };
+    }
+    let tag = TAGS[kind as usize];
+    let mut attrs = BTreeMap::new();
+    if let Some(c) = CLASSES.get(class as usize) {
+        attrs.insert("class".to_string(), c.to_string());
+    }
+    if title {
+        attrs.insert("title".to_string(), g.secret());
+    }
+    if data {
+        attrs.insert("data-k".to_string(), g.secret());
+    }
+    let id = g.id();
+    let mut children = Vec::new();
+    let mut value = None;
+    let mut checked = None;
+    if tag == "input" {
+        attrs.insert(
+            "type".into(),
+            if class % 2 == 0 { "checkbox" } else { "text" }.into(),
+        );
+        value = Some(g.secret());
+        checked = Some(title);
+    } else if with_text {
+        children.push(Node::Text {
+            id: g.id(),
+            text: format!("x {}", g.secret()),
+        });
+    }
+    Node::Element {
+        id,
+        tag: tag.into(),
+        ns: None,
+        attrs,
+        children,
+        value,
+        checked,
+    }
+}
+
+fn elements(dom: &Dom) -> Vec<Slot> {
+    dom.subtree(dom.root().unwrap())
+        .into_iter()
+        .filter(|&s| matches!(dom.node(s).kind, Kind::Element(_)))
+        .collect()
+}
+
+/// Nodes that may be removed or moved (not document, html, body).
+fn movable(dom: &Dom) -> Vec<Slot> {
+    dom.subtree(dom.root().unwrap())
+        .into_iter()
+        .filter(|&s| dom.node(s).id >= 10)
+        .collect()
+}
+
+fn initial_doc(g: &mut Gen, specs: &[NodeSpec]) -> Node {
+    let base = Node::Document {
+        id: 1,
+        children: vec![el(2, "html", &[], vec![el(3, "body", &[], vec![])])],
+    };
+    let mut dom = Dom::from_node(&base, &unlimited()).unwrap();
+    for sp in specs {
+        let els: Vec<Slot> = elements(&dom)
+            .into_iter()
+            .filter(|&s| dom.node(s).id != 2)
+            .collect();
+        let p = els[sp.parent % els.len()];
+        if dom.element(p).is_some_and(|e| e.tag == "input") {
+            continue;
+        }
+        let node = make_node(g, sp.kind, sp.class, sp.title, sp.data, sp.parent % 3 == 0);
+        let pid = dom.node(p).id;
+        dom.insert(pid, None, &node, &unlimited()).unwrap();
+    }
+    root_node(&dom)
+}
+
+/// Turn an abstract op into concrete ops against the current document.
+fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> Vec<Op> {
+    let els: Vec<Slot> = elements(dom)
+        .into_iter()
+        .filter(|&s| dom.node(s).id != 2)
+        .collect();
+    let pick = |v: &[Slot], i: usize| v.get(i % v.len().max(1)).copied();
+    match kind {
+        0 => {
+            let Some(e) = pick(&els, a) else {
+                return vec![];
+            };
+            let cls = CLASSES[c as usize % 3];
+            let cur = dom
+                .element(e)
+                .and_then(|d| d.attr("class"))
+                .unwrap_or("")
+                .to_string();
+            let mut list: Vec<&str> = cur.split_ascii_whitespace().collect();
+            if list.contains(&cls) {
+                list.retain(|x| *x != cls);
+            } else {
+                list.push(cls);
+            }
+            let value = (!list.is_empty()).then(|| list.join(" "));
+            vec![Op::Attr {
+                id: dom.node(e).id,
+                name: "class".into(),
+                value,
+            }]
+        }
+        1 | 2 => {
+            let Some(e) = pick(&els, a) else {
+                return vec![];
+            };
+            let name = if kind == 1 { "title" } else { "data-k" };
+            let value = (c % 3 != 0).then(|| g.secret());
+            vec![Op::Attr {
+                id: dom.node(e).id,
+                name: name.into(),
+                value,
+            }]
+        }
+        3 => {
+            let parents: Vec<Slot> = els
+                .iter()
+                .copied()
+                .filter(|&s| dom.element(s).is_some_and(|e| e.tag != "input"))
+                .collect();
+            let Some(p) = pick(&parents, a) else {
+                return vec![];
+            };
+            let kids: Vec<Slot> = dom.children(p).collect();
+            let pos = b % (kids.len() + 1);
+            let before = kids.get(pos).map(|&k| dom.node(k).id);
+            let node = make_node(
+                g,
+                (b / 7 % 9) as u8,
+                c % 5,
+                b % 4 == 0,
+                b % 5 == 0,
+                b % 2 == 0,
+            );
+            vec![Op::Insert {
+                parent: dom.node(p).id,
+                before,
+                node,
+            }]
+        }
+        4 => {
+            let Some(x) = pick(&movable(dom), a) else {
+                return vec![];
+            };
+            vec![Op::Remove { id: dom.node(x).id }]
+        }
+        5 => {
+            let Some(x) = pick(&movable(dom), a) else {
+                return vec![];
+            };
+            let targets: Vec<Slot> = els
+                .iter()
+                .copied()
+                .filter(|&t| {
+                    !dom.is_inclusive_ancestor(x, t)
+                        && dom.element(t).is_some_and(|e| e.tag != "input")
+                })
+                .collect();
+            let Some(t) = pick(&targets, b) else {
+                return vec![];
+            };
+            let kids: Vec<Slot> = dom.children(t).filter(|&k| k != x).collect();
+            let before = kids
+                .get(c as usize % (kids.len() + 1))
+                .map(|&k| dom.node(k).id);
+            let id = dom.node(x).id;
+            vec![
+                Op::Remove { id },
+                Op::Insert {
+                    parent: dom.node(t).id,
+                    before,
+                    node: dom.to_node(x),
+                },
+            ]
+        }
+        6 => {
+            let texts: Vec<Slot> = movable(dom)
+                .into_iter()
+                .filter(|&s| matches!(dom.node(s).kind, Kind::Text(_)))
+                .collect();
+            let Some(t) = pick(&texts, a) else {
+                return vec![];
+            };
+            let text = if c == 0 {
+                String::new()
+            } else {
+                format!("n {}", g.secret())
+            };
+            vec![Op::Text {
+                id: dom.node(t).id,
+                text,
+            }]
+        }
+        _ => {
+            let inputs: Vec<Slot> = els
+                .iter()
+                .copied()
+                .filter(|&s| dom.element(s).is_some_and(|e| e.tag == "input"))
+                .collect();
+            let Some(i) = pick(&inputs, a) else {
+                return vec![];
+            };
+            let checked = match c % 3 {
+                0 => None,
+                1 => Some(true),
+                _ => Some(false),
+            };
+            vec![Op::Value {
+                id: dom.node(i).id,
+                value: g.secret(),
+                checked,
+            }]
+        }
+    }
+}
+
+/// Secrets present in the customer's document but not in clear in the
+/// oracle's rewrite: none of them may appear in `message`.
+fn assert_no_hidden_secret(s: &Session, message: &str) {
+    let customer = serde_json::to_string(&root_node(&s.customer)).unwrap();
+    let expected = serde_json::to_string(&s.expected()).unwrap();
+    let mut rest = customer.as_str();
+    while let Some(i) = rest.find("Zq") {
+        let tail = &rest[i..];
+        let end = tail.find('x').map(|e| e + 1).unwrap_or(tail.len());
+        let secret = &tail[..end];
+        if !expected.contains(secret) {
+            assert!(
+                !message.contains(secret),
+                "hidden secret {secret} sent in {message}"
+            );
+        }
+        rest = &tail[end.min(tail.len())..];
+    }
+}
+
+fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
+    let mut g = Gen { id: 100, secret: 0 };
+    let root = initial_doc(&mut g, &nodes);
+    let mut s = Session::from_node(build_rules(&rules0), root, "https://h/x/start");
+    let first = s.sent[0].clone();
+    assert_no_hidden_secret(&s, &first);
+    for step in steps {
+        match step {
+            Step::Batch(abstract_ops) => {
+                let mut scratch = s.customer.clone();
+                let mut ops = Vec::new();
+                for aop in abstract_ops {
+                    for op in resolve(&scratch, &mut g, aop) {
+                        apply_op(&mut scratch, &op).unwrap();
+                        ops.push(op);
+                    }
+                }
+                let out = s.batch(ops);
+                assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
+            }
+            Step::Publish(spec) => {
+                let out = s.publish(build_rules(&spec));
+                assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
+            }
+            Step::Navigate(scoped) => {
+                let url = if scoped {
+                    "https://h/x/page"
+                } else {
+                    "https://h/other"
+                };
+                let root = root_node(&s.customer);
+                let snap = s.navigate(root, url);
+                assert_no_hidden_secret(&s, &serde_json::to_string(&snap).unwrap());
+            }
+        }
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn agent_copy_equals_oracle_and_no_hidden_secret_is_sent(
+        rules0 in rule_spec(),
+        nodes in prop::collection::vec(node_spec(), 0..25),
+        steps in prop::collection::vec(step(), 1..10),
+    ) {
+        run(rules0, nodes, steps);
+    }
+}
