@@ -1,8 +1,9 @@
 //! The one integration test binary: a real server on an ephemeral port, real
-//! SQLite, real WebSocket and HTTP clients. Modules by topic.
+//! SQLite, real WebSocket and HTTP clients, real Chromium. Modules by topic.
 
 mod admin;
 mod api;
 mod common;
+mod e2e;
 mod engine;
 mod relay;
