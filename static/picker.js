@@ -119,7 +119,7 @@
   var host = document.createElement('cobrowse-picker');
   host.setAttribute('data-cobrowse-ignore', '');
   host.style.cssText = 'all:initial;position:fixed;inset:0;pointer-events:none;z-index:2147483647;';
-  var root = host.attachShadow({ mode: 'closed' });
+  var root = host.attachShadow({ mode: 'open' });
   root.innerHTML =
     '<style>' +
     ':host{all:initial}' +

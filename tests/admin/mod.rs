@@ -8,6 +8,7 @@
 //! (diff, publish, roll-back and their effect on a live session).
 
 mod access;
+mod e2e;
 mod pages;
 mod picker;
 mod publish;
