@@ -111,7 +111,9 @@ where
 {
     let registry = state.registry.clone();
     let router = app(state);
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+    // Client addresses feed the login rate limit (admin editor).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending live sessions");
