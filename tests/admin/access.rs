@@ -114,6 +114,10 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_rejected() {
             );
             let body = resp.text().await.unwrap();
             assert!(body.contains("reload the page"), "a clear message: {body}");
+            assert!(
+                body.contains("<h1>Not allowed</h1>"),
+                "as an editor page: {body}"
+            );
         }
     }
     assert_eq!(demo_draft(&app).await, before, "nothing was written");

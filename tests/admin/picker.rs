@@ -67,6 +67,19 @@ async fn a_picked_element_becomes_an_enabled_draft_rule() {
     let page = admin.get_text("/admin/sites/demo/rules").await;
     assert!(page.contains("picked on /demo/checkout"));
 
+    // Picking the same element again adds nothing.
+    let resp = http
+        .post(app.url("/admin/api/picker"))
+        .header("origin", &app.base)
+        .body(json!({"token": token, "selector": "input[autocomplete=\"cc-number\"]", "action": "mask", "count": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["rule"], 3);
+    assert_eq!(demo_draft(&app).await.len(), 3);
+
     // Preflight from the site's origin is answered.
     let resp = http
         .request(reqwest::Method::OPTIONS, app.url("/admin/api/picker"))

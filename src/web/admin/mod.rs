@@ -50,7 +50,9 @@ pub fn routes() -> Router<AppState> {
         .merge(publish::routes())
         .merge(audit::routes())
         .merge(users::routes())
-        .merge(picker::routes())
+        .merge(picker::page_routes())
+        .layer(axum::middleware::map_response(html_errors))
+        .merge(picker::api_routes())
         .route(
             "/static/admin.css",
             get(|| async { asset(CSS, include_str!("../../../static/admin.css")) }),
@@ -63,6 +65,50 @@ pub fn routes() -> Router<AppState> {
             "/static/picker.js",
             get(|| async { asset(JS, include_str!("../../../static/picker.js")) }),
         )
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// Turn the plain-text client errors of the editor's pages (bad form, CSRF,
+/// not found, too large) into a styled page with the same status and message.
+async fn html_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return resp;
+    }
+    let Ok(body) = axum::body::to_bytes(resp.into_body(), 64 * 1024).await else {
+        return (status, "request failed").into_response();
+    };
+    let message = String::from_utf8_lossy(&body);
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "Upload too large",
+        _ => "That did not work",
+    };
+    let page = ErrorPage {
+        title,
+        message: &message,
+    };
+    match page.render() {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(_) => (status, message.into_owned()).into_response(),
+    }
 }
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -31,10 +31,14 @@ pub const TOKEN_TTL_SECS: i64 = 15 * 60;
 /// Largest picker request body (bytes).
 const BODY_LIMIT: usize = 8 * 1024;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/admin/sites/{key}/pick", post(open))
-        .route("/admin/api/picker", post(api).options(preflight))
+/// The editor-side route (a form on the rules page).
+pub(super) fn page_routes() -> Router<AppState> {
+    Router::new().route("/admin/sites/{key}/pick", post(open))
+}
+
+/// The JSON API the picker script calls from the site's pages.
+pub(super) fn api_routes() -> Router<AppState> {
+    Router::new().route("/admin/api/picker", post(api).options(preflight))
 }
 
 /// Why a picker token was refused.
@@ -337,6 +341,21 @@ async fn api(
         .await?
         .map(|d| (d.rules, d.settings))
         .unwrap_or_default();
+    if let Some(i) = draft
+        .0
+        .iter()
+        .position(|r| r.selector == rule.selector && r.action == rule.action && r.url.is_none())
+    {
+        return Ok(answer(
+            StatusCode::OK,
+            origin,
+            serde_json::json!({
+                "ok": true,
+                "rule": i + 1,
+                "message": format!("Already in the draft as rule {}; nothing added.", i + 1),
+            }),
+        ));
+    }
     draft.0.push(rule.clone());
     let number = draft.0.len();
     state
