@@ -59,6 +59,20 @@
     }
   })();
   var WS_ORIGIN = ORIGIN.replace(/^http/, 'ws');
+  // --- admin editor hook (issue 4, element picker) ---------------------------
+  // A signed link from the rules editor opens the page with
+  // #cobrowse-pick=TOKEN: load the self-contained picker from the server.
+  try {
+    if (W.location.hash.indexOf('#cobrowse-pick=') === 0) {
+      var picker = D.createElement('script');
+      picker.src = ORIGIN + '/static/picker.js';
+      picker.async = true;
+      (D.head || D.documentElement).appendChild(picker);
+    }
+  } catch (e) {
+    log('picker', e);
+  }
+  // --- end of admin editor hook ----------------------------------------------
   var STORE_KEY = 'cobrowse.session';
   var MASK_CHAR = '\u2022';
   var SVG_NS = 'http://www.w3.org/2000/svg';

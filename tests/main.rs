@@ -2,6 +2,7 @@
 //! SQLite, real WebSocket and HTTP clients, headless Chromium (e2e), and the
 //! engine's file-driven and property tests. Modules by topic.
 
+mod admin;
 mod api;
 mod common;
 mod e2e;
