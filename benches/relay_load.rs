@@ -35,17 +35,19 @@ fn snapshot(n: u64) -> Value {
     let mut items = Vec::new();
     for i in 0..n {
         let id = 100 + i * 2;
-        items.push(json!({"id": id, "type": "element", "tag": "li", "attrs": {"class": "item"},
-            "children": [{"id": id + 1, "type": "text", "text": format!("item {i}")}]}));
+        items.push(
+            json!({"id": id, "type": "element", "tag": "li", "attrs": {"class": "item"},
+            "children": [{"id": id + 1, "type": "text", "text": format!("item {i}")}]}),
+        );
     }
     json!({"t": "snapshot", "url": "http://127.0.0.1/demo/checkout", "title": "load",
-        "viewport": {"w": 1280.0, "h": 800.0},
-        "root": {"id": 1, "type": "document", "children": [
-            {"id": 2, "type": "element", "tag": "html", "children": [
-                {"id": 3, "type": "element", "tag": "body", "children": [
-                    {"id": 4, "type": "element", "tag": "ul", "children": items},
-                    {"id": 5, "type": "element", "tag": "input", "attrs": {"type": "password"}, "value": "secret"}
-                ]}]}]}})
+    "viewport": {"w": 1280.0, "h": 800.0},
+    "root": {"id": 1, "type": "document", "children": [
+        {"id": 2, "type": "element", "tag": "html", "children": [
+            {"id": 3, "type": "element", "tag": "body", "children": [
+                {"id": 4, "type": "element", "tag": "ul", "children": items},
+                {"id": 5, "type": "element", "tag": "input", "attrs": {"type": "password"}, "value": "secret"}
+            ]}]}]}})
 }
 
 async fn connect(url: &str, bearer: Option<&str>) -> Ws {
@@ -130,7 +132,13 @@ async fn run(sessions: usize, batches: usize, items: u64) {
             .create_user(&name, Role::Agent, "load-password-1")
             .await
             .expect("user");
-        tokens.push(state.store.create_token(&name, "load").await.expect("token"));
+        tokens.push(
+            state
+                .store
+                .create_token(&name, "load")
+                .await
+                .expect("token"),
+        );
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(web::serve(listener, state, async move {
@@ -153,7 +161,11 @@ async fn run(sessions: usize, batches: usize, items: u64) {
             .expect("json");
         let id = v["id"].as_str().expect("id").to_owned();
         let ctoken = v["token"].as_str().expect("token").to_owned();
-        let mut c = connect(&format!("ws://{addr}/ws/customer/{id}?token={ctoken}"), None).await;
+        let mut c = connect(
+            &format!("ws://{addr}/ws/customer/{id}?token={ctoken}"),
+            None,
+        )
+        .await;
         recv_type(&mut c, "rules").await;
         c.send(Message::Text(snapshot(items).to_string().into()))
             .await
@@ -178,9 +190,7 @@ async fn run(sessions: usize, batches: usize, items: u64) {
                         .collect();
                     let msg = json!({"t": "mutations", "ops": ops}).to_string();
                     let _ = tx.send(Instant::now());
-                    c.send(Message::Text(msg.into()))
-                        .await
-                        .expect("send batch");
+                    c.send(Message::Text(msg.into())).await.expect("send batch");
                 }
                 c
             });

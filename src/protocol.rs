@@ -142,17 +142,27 @@ pub enum Mode {
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum CustomerMsg {
     Snapshot(Snapshot),
-    Mutations { ops: Vec<Op> },
-    Pointer { x: f64, y: f64 },
+    Mutations {
+        ops: Vec<Op>,
+    },
+    Pointer {
+        x: f64,
+        y: f64,
+    },
     Scroll {
         #[serde(default)]
         id: Option<NodeId>,
         x: f64,
         y: f64,
     },
-    Viewport { w: f64, h: f64 },
+    Viewport {
+        w: f64,
+        h: f64,
+    },
     /// Answer to a write-mode request (`true` approves) or a revocation (`false`).
-    Control { grant: bool },
+    Control {
+        grant: bool,
+    },
     End {},
 }
 
@@ -160,11 +170,24 @@ pub enum CustomerMsg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum AgentMsg {
-    Pointer { x: f64, y: f64 },
-    Control { request: bool },
-    Click { id: NodeId },
-    Input { id: NodeId, value: String },
-    Key { id: NodeId, key: String },
+    Pointer {
+        x: f64,
+        y: f64,
+    },
+    Control {
+        request: bool,
+    },
+    Click {
+        id: NodeId,
+    },
+    Input {
+        id: NodeId,
+        value: String,
+    },
+    Key {
+        id: NodeId,
+        key: String,
+    },
     Scroll {
         #[serde(default)]
         id: Option<NodeId>,
@@ -193,21 +216,41 @@ pub enum ToAgent {
         mode: Mode,
     },
     Snapshot(Snapshot),
-    Mutations { ops: Vec<Op> },
-    Pointer { x: f64, y: f64 },
+    Mutations {
+        ops: Vec<Op>,
+    },
+    Pointer {
+        x: f64,
+        y: f64,
+    },
     Scroll {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<NodeId>,
         x: f64,
         y: f64,
     },
-    Viewport { w: f64, h: f64 },
-    Mode { mode: Mode },
-    Denied { action: String, reason: String },
+    Viewport {
+        w: f64,
+        h: f64,
+    },
+    Mode {
+        mode: Mode,
+    },
+    Denied {
+        action: String,
+        reason: String,
+    },
     /// The customer's page is gone for now (navigating, reconnecting) or back.
-    Presence { customer: Presence },
-    Ended { reason: String },
-    Error { code: String, message: String },
+    Presence {
+        customer: Presence,
+    },
+    Ended {
+        reason: String,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// Whether the other side is connected right now (sessions survive short gaps).
@@ -227,13 +270,30 @@ pub enum ToCustomer {
         state: SessionState,
         mode: Mode,
     },
-    Agent { name: String },
-    Pointer { x: f64, y: f64 },
-    Control { request: bool },
-    Mode { mode: Mode },
-    Click { id: NodeId },
-    Input { id: NodeId, value: String },
-    Key { id: NodeId, key: String },
+    Agent {
+        name: String,
+    },
+    Pointer {
+        x: f64,
+        y: f64,
+    },
+    Control {
+        request: bool,
+    },
+    Mode {
+        mode: Mode,
+    },
+    Click {
+        id: NodeId,
+    },
+    Input {
+        id: NodeId,
+        value: String,
+    },
+    Key {
+        id: NodeId,
+        key: String,
+    },
     Scroll {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<NodeId>,
@@ -242,9 +302,16 @@ pub enum ToCustomer {
     },
     Rules(RulesCue),
     /// The agent's viewer closed or navigated away (grace timeout running), or came back.
-    Presence { agent: Presence },
-    Ended { reason: String },
-    Error { code: String, message: String },
+    Presence {
+        agent: Presence,
+    },
+    Ended {
+        reason: String,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// Structural limits checked on every decoded customer message.
@@ -308,7 +375,10 @@ impl ProtocolError {
 }
 
 /// Decode one text frame with size and structure checks.
-pub fn decode<T: serde::de::DeserializeOwned>(text: &str, limits: &Limits) -> Result<T, ProtocolError> {
+pub fn decode<T: serde::de::DeserializeOwned>(
+    text: &str,
+    limits: &Limits,
+) -> Result<T, ProtocolError> {
     if text.len() > limits.max_message_bytes {
         return Err(ProtocolError::TooLarge {
             size: text.len(),
@@ -420,10 +490,19 @@ mod tests {
 
     #[test]
     fn rejects_unknown_type_and_deep_trees() {
-        let l = Limits { max_depth: 4, ..Limits::default() };
-        assert!(matches!(decode::<AgentMsg>(r#"{"t":"fly"}"#, &l), Err(ProtocolError::Malformed(_))));
+        let l = Limits {
+            max_depth: 4,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            decode::<AgentMsg>(r#"{"t":"fly"}"#, &l),
+            Err(ProtocolError::Malformed(_))
+        ));
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(matches!(decode::<AgentMsg>(&deep, &l), Err(ProtocolError::TooDeep(_))));
+        assert!(matches!(
+            decode::<AgentMsg>(&deep, &l),
+            Err(ProtocolError::TooDeep(_))
+        ));
     }
 
     #[test]
