@@ -104,7 +104,12 @@ pub fn own_bits(
         }
     };
     try_refs(&b.universal, &mut bits);
-    if let Some(refs) = b.by_tag.get(e.tag.to_ascii_lowercase().as_str()) {
+    let tag_refs = if e.ns == Ns::Html {
+        b.by_tag.get(e.tag.as_str())
+    } else {
+        b.by_tag.get(e.tag.to_ascii_lowercase().as_str())
+    };
+    if let Some(refs) = tag_refs {
         try_refs(refs, &mut bits);
     }
     if let Some(id) = e.attr("id") {
