@@ -128,6 +128,9 @@ struct Doc {
     /// Ids that were password fields at some point on this page.
     sticky: FxHashSet<NodeId>,
     epoch: u32,
+    /// Elements re-matched by incremental updates (a load-independent cost
+    /// measure).
+    rematched: u64,
 }
 
 impl Doc {
@@ -269,6 +272,7 @@ impl Doc {
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
             }
+            self.rematched += 1;
             let own = own_bits(
                 &self.dom,
                 s,
@@ -674,6 +678,7 @@ impl Rewriter {
             deps,
             sticky,
             epoch: 0,
+            rematched: 0,
         });
         self.agent_snapshot()
             .ok_or_else(|| RewriteError::InvalidOp("empty document".into()))
@@ -831,6 +836,13 @@ impl Rewriter {
             blocked: !visible(&doc.dom, s) || eff & E_BLOCKED != 0,
             disabled: eff & E_DISABLED != 0,
         })
+    }
+
+    /// How many elements incremental updates (batches, publishes) have
+    /// re-matched against the rules on this page: a deterministic measure
+    /// of their cost, used to show a batch does not scale with the document.
+    pub fn rematched(&self) -> u64 {
+        self.doc.as_ref().map_or(0, |d| d.rematched)
     }
 
     /// Counters of elements matched directly by mask/block/disable rules in
