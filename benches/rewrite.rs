@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the rewrite engine: snapshot rewrite of a large
-//! generated page under 60 rules, a 10-op mutation batch on that page and on
+//! generated page under 55 rules, a 10-op mutation batch on that page and on
 //! a page 10× larger (the batch cost must not grow with the document), and
 //! html5ever parse throughput into wire nodes.
 //!
@@ -329,7 +329,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("snapshot");
     g.sample_size(10);
-    g.bench_function("rewrite_10k_elements_60_rules", |b| {
+    g.bench_function("rewrite_10k_elements_55_rules", |b| {
         b.iter_custom(|iters| {
             cpu_time(iters, || {
                 let mut rw = Rewriter::new(rules.clone(), limits());
