@@ -559,11 +559,11 @@ fn scrub_op(op: &mut Op, id: NodeId) {
             scrub_node(node, id);
         }
         Op::Text { id: x, text } if *x == id => *text = mask_chars(text),
-        Op::Attr { id: x, value, .. } if *x == id => {
-            if let Some(v) = value {
-                *v = mask_chars(v);
-            }
-        }
+        Op::Attr {
+            id: x,
+            value: Some(v),
+            ..
+        } if *x == id => *v = mask_chars(v),
         Op::Value {
             id: x,
             value,

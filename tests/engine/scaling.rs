@@ -22,15 +22,33 @@ fn page(sections: usize) -> Node {
             for c in 0..6 {
                 let t = text(next(), "customer text");
                 let cls = format!("c{} cell", (s + r + c) % 7);
-                cells.push(el(next(), if c == 0 { "input" } else { "span" }, &[("class", &cls)], vec![t]));
+                cells.push(el(
+                    next(),
+                    if c == 0 { "input" } else { "span" },
+                    &[("class", &cls)],
+                    vec![t],
+                ));
             }
-            rows.push(el(next(), "div", &[("class", &format!("row row-{r}"))], cells));
+            rows.push(el(
+                next(),
+                "div",
+                &[("class", &format!("row row-{r}"))],
+                cells,
+            ));
         }
-        secs.push(el(next(), "section", &[("class", &format!("s{}", s % 5))], rows));
+        secs.push(el(
+            next(),
+            "section",
+            &[("class", &format!("s{}", s % 5))],
+            rows,
+        ));
     }
     let body = el(next(), "body", &[], secs);
     let html = el(next(), "html", &[], vec![body]);
-    Node::Document { id: 1, children: vec![html] }
+    Node::Document {
+        id: 1,
+        children: vec![html],
+    }
 }
 
 fn ops(root: &Node) -> Vec<Op> {
@@ -39,16 +57,51 @@ fn ops(root: &Node) -> Vec<Op> {
     let span = &row.children()[3];
     let input = row.children()[0].id();
     vec![
-        Op::Attr { id: sec.id(), name: "class".into(), value: Some("s1 hot".into()) },
-        Op::Text { id: span.children()[0].id(), text: "new text".into() },
-        Op::Value { id: input, value: "typed".into(), checked: None },
-        Op::Insert { parent: row.id(), before: Some(span.id()), node: el(9_000_000, "span", &[], vec![]) },
-        Op::Attr { id: span.id(), name: "title".into(), value: Some("private".into()) },
-        Op::Insert { parent: row.id(), before: None, node: text(9_000_001, "tail") },
-        Op::Attr { id: span.id(), name: "data-x".into(), value: Some("1".into()) },
+        Op::Attr {
+            id: sec.id(),
+            name: "class".into(),
+            value: Some("s1 hot".into()),
+        },
+        Op::Text {
+            id: span.children()[0].id(),
+            text: "new text".into(),
+        },
+        Op::Value {
+            id: input,
+            value: "typed".into(),
+            checked: None,
+        },
+        Op::Insert {
+            parent: row.id(),
+            before: Some(span.id()),
+            node: el(9_000_000, "span", &[], vec![]),
+        },
+        Op::Attr {
+            id: span.id(),
+            name: "title".into(),
+            value: Some("private".into()),
+        },
+        Op::Insert {
+            parent: row.id(),
+            before: None,
+            node: text(9_000_001, "tail"),
+        },
+        Op::Attr {
+            id: span.id(),
+            name: "data-x".into(),
+            value: Some("1".into()),
+        },
         Op::Remove { id: 9_000_000 },
-        Op::Value { id: input, value: "typed more".into(), checked: None },
-        Op::Attr { id: row.id(), name: "class".into(), value: Some("row row-1".into()) },
+        Op::Value {
+            id: input,
+            value: "typed more".into(),
+            checked: None,
+        },
+        Op::Attr {
+            id: row.id(),
+            name: "class".into(),
+            value: Some("row row-1".into()),
+        },
     ]
 }
 
@@ -68,15 +121,26 @@ fn batch_cost_does_not_grow_with_the_document() {
     let run = |sections: usize| {
         let root = page(sections);
         let mut rw = Rewriter::new(rules.clone(), unlimited());
-        rw.snapshot(Snapshot { url: "/".into(), title: String::new(), viewport: Viewport { w: 1.0, h: 1.0 }, root: root.clone() })
-            .unwrap();
+        rw.snapshot(Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: root.clone(),
+        })
+        .unwrap();
         let before = rw.rematched();
         let out = rw.apply(ops(&root)).unwrap();
         (rw.rematched() - before, out)
     };
     let (small_work, small_out) = run(30);
     let (large_work, large_out) = run(300);
-    assert!(small_work > 0 && small_work < 200, "re-matched {small_work} elements");
-    assert_eq!(small_work, large_work, "a batch on a 10x page re-matched more elements");
+    assert!(
+        small_work > 0 && small_work < 200,
+        "re-matched {small_work} elements"
+    );
+    assert_eq!(
+        small_work, large_work,
+        "a batch on a 10x page re-matched more elements"
+    );
     assert_eq!(small_out, large_out);
 }
