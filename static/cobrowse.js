@@ -1,1 +1,1420 @@
-/* cobrowse snippet: placeholder, written by the front-end helper */
+/*
+ * cobrowse.js — the co-browse snippet that a site embeds with
+ *   <script src="https://COBROWSE/cobrowse.js" data-site="KEY" async></script>
+ *
+ * Owns, on the customer's page: the widget (start, session ID, consent dialog,
+ * banner, end message), the JS API (window.cobrowse), DOM serialisation with node
+ * ids, mutation batching, form/scroll/viewport/pointer capture, the customer-side
+ * privacy cue for masked/blocked/disabled elements, and performing the agent
+ * actions the server approved. It does NOT enforce privacy: the server's rewrite
+ * engine does; masking values here is defence in depth only.
+ *
+ * Plain ES2017, one IIFE, no dependencies. Every callback is guarded so that
+ * nothing ever throws into the host page; errors go to the console only.
+ */
+(function () {
+  'use strict';
+
+  var W = window;
+  var D = document;
+  if (W.cobrowse && W.cobrowse.__cobrowse) return;
+
+  // ---------------------------------------------------------------- utilities
+
+  function log() {
+    try {
+      if (W.console && W.console.warn) {
+        W.console.warn.apply(W.console, ['[cobrowse]'].concat([].slice.call(arguments)));
+      }
+    } catch (_) { /* nothing left to do */ }
+  }
+
+  function guard(fn) {
+    return function () {
+      try {
+        return fn.apply(this, arguments);
+      } catch (e) {
+        log('internal error', e);
+        return undefined;
+      }
+    };
+  }
+
+  function findScript() {
+    var s = D.currentScript;
+    if (s && s.src && /cobrowse\.js(\?|#|$)/.test(s.src)) return s;
+    var list = D.querySelectorAll('script[src*="cobrowse.js"][data-site]');
+    if (!list.length) list = D.querySelectorAll('script[src*="cobrowse.js"]');
+    return list.length ? list[list.length - 1] : null;
+  }
+
+  var script = findScript();
+  var SITE = script ? script.getAttribute('data-site') || '' : '';
+  var WIDGET = !script || script.getAttribute('data-widget') !== 'false';
+  var ORIGIN = (function () {
+    try {
+      return new URL(script.src, D.baseURI).origin;
+    } catch (_) {
+      return W.location.origin;
+    }
+  })();
+  var WS_ORIGIN = ORIGIN.replace(/^http/, 'ws');
+  // --- admin editor hook (issue 4, element picker) ---------------------------
+  // A signed link from the rules editor opens the page with
+  // #cobrowse-pick=TOKEN: load the self-contained picker from the server.
+  try {
+    if (W.location.hash.indexOf('#cobrowse-pick=') === 0) {
+      var picker = D.createElement('script');
+      picker.src = ORIGIN + '/static/picker.js';
+      picker.async = true;
+      (D.head || D.documentElement).appendChild(picker);
+    }
+  } catch (e) {
+    log('picker', e);
+  }
+  // --- end of admin editor hook ----------------------------------------------
+  var STORE_KEY = 'cobrowse.session';
+  var MASK_CHAR = '\u2022';
+  var SVG_NS = 'http://www.w3.org/2000/svg';
+  var MATH_NS = 'http://www.w3.org/1998/Math/MathML';
+
+  var REASONS = {
+    customer_exit: 'You ended the co-browse session.',
+    agent_exit: 'The agent ended the co-browse session.',
+    waiting_timeout: 'No agent joined in time, so the session was closed.',
+    inactivity_timeout: 'The session was closed after a period of inactivity.',
+    agent_away_timeout: "The agent's viewer was disconnected for too long.",
+    customer_away_timeout: 'This page was disconnected for too long.',
+    interaction_ended: 'Your conversation with the agent has ended, so co-browsing stopped.',
+    api_ended: 'The support team closed the co-browse session.',
+    server_shutdown: 'The co-browse service is restarting. Please start a new session if you still need help.',
+    connection_lost: 'The connection to the co-browse service was lost.',
+    unavailable: 'This co-browse session is no longer available.'
+  };
+
+  // `error` codes that mean this session can never be resumed.
+  var FATAL = {
+    not_found: 1, session_ended: 1, bad_token: 1, origin_not_allowed: 1,
+    shutting_down: 1, rules_invalid: 1
+  };
+
+  function refusalReason(err) {
+    if (err.code === 'session_ended') {
+      var msg = String(err.message || '');
+      for (var k in REASONS) {
+        if (Object.prototype.hasOwnProperty.call(REASONS, k) && msg.indexOf(k) >= 0) return k;
+      }
+    }
+    if (err.code === 'shutting_down') return 'server_shutdown';
+    return 'unavailable';
+  }
+
+  function reasonText(r) {
+    return REASONS[r] || 'The co-browse session has ended.';
+  }
+
+  function formatId(id) {
+    var s = String(id || '');
+    return s.length === 9 ? s.slice(0, 3) + ' ' + s.slice(3, 6) + ' ' + s.slice(6) : s;
+  }
+
+  function store(v) {
+    try {
+      if (v) W.sessionStorage.setItem(STORE_KEY, JSON.stringify(v));
+      else W.sessionStorage.removeItem(STORE_KEY);
+    } catch (_) { /* storage disabled: no resume */ }
+  }
+
+  function load() {
+    try {
+      var raw = W.sessionStorage.getItem(STORE_KEY);
+      if (!raw) return null;
+      var v = JSON.parse(raw);
+      if (v && typeof v.id === 'string' && typeof v.token === 'string' && v.origin === ORIGIN) return v;
+    } catch (_) { /* ignore bad storage */ }
+    return null;
+  }
+
+  // ------------------------------------------------------------------- state
+
+  var S = {
+    id: null,
+    token: null,
+    state: null, // waiting | active | ended
+    mode: 'pointer',
+    agent: null,
+    agentPresent: true,
+    reason: null
+  };
+  var ws = null;
+  var live = false; // snapshot sent on the current socket
+  var unloading = false;
+  var failures = 0;
+  var reconnectTimer = null;
+  var snapshotTimer = null;
+  var startPromise = null;
+  var listeners = { started: [], agentJoined: [], modeChanged: [], ended: [] };
+
+  function emit(ev, arg) {
+    (listeners[ev] || []).slice().forEach(function (fn) {
+      try {
+        fn(arg);
+      } catch (e) {
+        log('listener for "' + ev + '" threw', e);
+      }
+    });
+  }
+
+  function send(msg) {
+    if (!ws || ws.readyState !== 1) return false;
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch (e) {
+      log('send failed', e);
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------------- rules
+
+  var rules = { mask: '', block: '', disable: '' };
+  var everMasked = new WeakSet();
+
+  function validSelectors(list) {
+    var frag = D.createDocumentFragment();
+    return (Array.isArray(list) ? list : []).filter(function (sel) {
+      if (typeof sel !== 'string' || !sel.trim()) return false;
+      try {
+        frag.querySelector(sel);
+        return true;
+      } catch (_) {
+        log('selector not supported by this browser, cue skipped:', sel);
+        return false;
+      }
+    }).join(', ');
+  }
+
+  function closestRule(el, kind) {
+    var sel = rules[kind];
+    if (!sel || !el || el.nodeType !== 1) return null;
+    try {
+      return el.closest(sel);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function isMasked(el) {
+    if (!el || el.nodeType !== 1) return false;
+    if (everMasked.has(el)) return true;
+    if (closestRule(el, 'mask') || closestRule(el, 'block')) {
+      everMasked.add(el);
+      return true;
+    }
+    return false;
+  }
+
+  function isDisabled(el) {
+    return !!(closestRule(el, 'disable') || closestRule(el, 'block'));
+  }
+
+  function maskText(v) {
+    return String(v).replace(/\S/g, MASK_CHAR);
+  }
+
+  // ------------------------------------------------------------ serialisation
+
+  var nodeIds = new WeakMap();
+  var idToNode = new Map();
+  var sentKids = new Map(); // id -> [child ids] as the server knows them
+  var nextId = 1;
+  var host = null; // the widget's shadow host, never serialised
+
+  function assign(n) {
+    var id = nextId++;
+    nodeIds.set(n, id);
+    idToNode.set(id, n);
+    return id;
+  }
+
+  function known(n) {
+    var id = nodeIds.get(n);
+    return id !== undefined && idToNode.get(id) === n ? id : undefined;
+  }
+
+  function forget(id) {
+    var stack = [id];
+    while (stack.length) {
+      var cur = stack.pop();
+      var n = idToNode.get(cur);
+      if (n && nodeIds.get(n) === cur) nodeIds.delete(n);
+      idToNode.delete(cur);
+      var kids = sentKids.get(cur);
+      if (kids) {
+        sentKids.delete(cur);
+        for (var i = 0; i < kids.length; i++) stack.push(kids[i]);
+      }
+    }
+  }
+
+  function resetIds() {
+    nodeIds = new WeakMap();
+    idToNode = new Map();
+    sentKids = new Map();
+  }
+
+  function skipNode(n) {
+    var t = n.nodeType;
+    if (t === 1) {
+      var tag = n.localName;
+      if (tag === 'script' || tag === 'noscript') return true;
+      if (n === host) return true;
+      return n.hasAttribute('data-cobrowse-ignore');
+    }
+    return !(t === 3 || t === 8 || t === 10);
+  }
+
+  var URL_ATTRS = {
+    href: 1, src: 1, action: 1, formaction: 1, poster: 1, background: 1,
+    cite: 1, data: 1, 'xlink:href': 1, longdesc: 1, manifest: 1
+  };
+
+  function isScriptUrl(v) {
+    // Browsers ignore ASCII whitespace and control characters in the scheme.
+    var s = String(v).replace(/[\u0000-\u0020]/g, '').toLowerCase();
+    return s.indexOf('javascript:') === 0 || s.indexOf('vbscript:') === 0;
+  }
+
+  function absolute(v) {
+    var s = String(v).trim();
+    if (!s || s.charAt(0) === '#') return v;
+    try {
+      return new URL(s, D.baseURI).href;
+    } catch (_) {
+      return v;
+    }
+  }
+
+  function absoluteSrcset(v) {
+    return String(v).split(',').map(function (part) {
+      var p = part.trim();
+      if (!p) return p;
+      var sp = p.search(/\s/);
+      return sp < 0 ? absolute(p) : absolute(p.slice(0, sp)) + p.slice(sp);
+    }).join(', ');
+  }
+
+  function absoluteCssUrls(css, base) {
+    return String(css).replace(/url\(\s*(['"]?)([^'")]*)\1\s*\)/gi, function (m, q, u) {
+      if (!u || /^(data:|#|[a-z][a-z0-9+.-]*:)/i.test(u)) return m;
+      try {
+        return 'url("' + new URL(u, base).href.replace(/"/g, '%22') + '")';
+      } catch (_) {
+        return m;
+      }
+    });
+  }
+
+  /** The value to send for an attribute, or null to leave it out. */
+  function attrValue(el, name, value) {
+    var lower = name.toLowerCase();
+    if (lower.indexOf('on') === 0) return null;
+    if (lower.indexOf('data-cobrowse-') === 0) return null;
+    if (URL_ATTRS[lower]) {
+      if (isScriptUrl(value)) return null;
+      if (el.namespaceURI === SVG_NS && String(value).trim().charAt(0) === '#') return value;
+      return absolute(value);
+    }
+    if (lower === 'srcset' || lower === 'imagesrcset') return absoluteSrcset(value);
+    if (lower === 'style') return absoluteCssUrls(value, D.baseURI);
+    if (lower === 'srcdoc') return null;
+    if (lower === 'value' && isField(el) && isMasked(el)) return maskText(value);
+    return value;
+  }
+
+  function isField(el) {
+    var t = el.localName;
+    return t === 'input' || t === 'textarea' || t === 'select';
+  }
+
+  function nsOf(el) {
+    if (el.namespaceURI === SVG_NS) return 'svg';
+    if (el.namespaceURI === MATH_NS) return 'math';
+    return null;
+  }
+
+  function sheetText(sheet, base) {
+    if (!sheet) return null;
+    var rulesList;
+    try {
+      rulesList = sheet.cssRules;
+    } catch (_) {
+      return null; // cross-origin: keep the <link>
+    }
+    if (!rulesList) return null;
+    var out = [];
+    for (var i = 0; i < rulesList.length; i++) out.push(rulesList[i].cssText);
+    return absoluteCssUrls(out.join('\n'), base || D.baseURI);
+  }
+
+  function isStylesheetLink(el) {
+    return el.localName === 'link' && /(^|\s)stylesheet(\s|$)/i.test(el.getAttribute('rel') || '');
+  }
+
+  function formState(el, node) {
+    var tag = el.localName;
+    if (tag === 'input') {
+      var type = (el.type || '').toLowerCase();
+      if (type === 'checkbox' || type === 'radio') node.checked = !!el.checked;
+      if (type !== 'file') node.value = isMasked(el) ? maskText(el.value) : el.value;
+    } else if (tag === 'textarea' || tag === 'select') {
+      node.value = isMasked(el) ? maskText(el.value) : el.value;
+    }
+  }
+
+  function serKids(n, id) {
+    var out = [];
+    var ids = [];
+    for (var c = n.firstChild; c; c = c.nextSibling) {
+      if (skipNode(c)) continue;
+      var s = ser(c);
+      out.push(s);
+      ids.push(s.id);
+    }
+    sentKids.set(id, ids);
+    return out;
+  }
+
+  function serEl(el, id) {
+    var tag = el.localName;
+    if (isStylesheetLink(el)) {
+      var css = sheetText(el.sheet, el.href);
+      if (css !== null) {
+        sentKids.set(id, []);
+        var sattrs = {};
+        var media = el.getAttribute('media');
+        if (media) sattrs.media = media;
+        return {
+          id: id, type: 'element', tag: 'style', attrs: sattrs,
+          children: [{ id: nextId++, type: 'text', text: css }]
+        };
+      }
+    }
+    var attrs = {};
+    for (var i = 0; i < el.attributes.length; i++) {
+      var a = el.attributes[i];
+      var v = attrValue(el, a.name, a.value);
+      if (v !== null) attrs[a.name] = v;
+    }
+    var node = { id: id, type: 'element', tag: tag, attrs: attrs, children: [] };
+    var ns = nsOf(el);
+    if (ns) node.ns = ns;
+    formState(el, node);
+    if (tag === 'style' && !el.textContent.trim() && el.sheet) {
+      // Rules added through the CSSOM (insertRule) have no text in the DOM.
+      var t = sheetText(el.sheet, D.baseURI);
+      if (t) {
+        sentKids.set(id, []);
+        node.children = [{ id: nextId++, type: 'text', text: t }];
+        return node;
+      }
+    }
+    node.children = serKids(el, id);
+    if (tag === 'textarea' && isMasked(el)) {
+      node.children.forEach(function (c) {
+        if (c.type === 'text') c.text = maskText(c.text);
+      });
+    }
+    return node;
+  }
+
+  function ser(n) {
+    var id = assign(n);
+    switch (n.nodeType) {
+      case 9:
+        return { id: id, type: 'document', children: serKids(n, id) };
+      case 10:
+        return { id: id, type: 'doctype', name: n.name || 'html' };
+      case 3:
+        return { id: id, type: 'text', text: textFor(n) };
+      case 8:
+        return { id: id, type: 'comment', text: n.data };
+      default:
+        return serEl(n, id);
+    }
+  }
+
+  function textFor(n) {
+    var p = n.parentNode;
+    if (p && p.localName === 'textarea' && isMasked(p)) return maskText(n.data);
+    return n.data;
+  }
+
+  function takeSnapshot() {
+    resetIds();
+    return {
+      t: 'snapshot',
+      url: W.location.href,
+      title: D.title || '',
+      viewport: { w: W.innerWidth, h: W.innerHeight },
+      root: ser(D)
+    };
+  }
+
+  // ---------------------------------------------------------------- mutations
+
+  var observer = null;
+
+  function reconcile(p, ops) {
+    var pid = known(p);
+    if (pid === undefined) return;
+    if (p.nodeType === 1 && (isStylesheetLink(p) || p.localName === 'textarea')) {
+      // Rebuild the whole (small) element so inlining and masking apply again.
+      replaceNode(p, ops);
+      return;
+    }
+    var old = sentKids.get(pid) || [];
+    var cur = [];
+    for (var c = p.firstChild; c; c = c.nextSibling) if (!skipNode(c)) cur.push(c);
+    var index = new Map();
+    cur.forEach(function (n, i) { index.set(n, i); });
+    var kept = new Set();
+    var last = -1;
+    old.forEach(function (cid) {
+      var n = idToNode.get(cid);
+      if (!n) return; // moved elsewhere in this batch and already removed
+      var i = index.get(n);
+      if (i === undefined || i < last) {
+        ops.push({ op: 'remove', id: cid });
+        forget(cid);
+        return;
+      }
+      last = i;
+      kept.add(n);
+    });
+    var ids = new Array(cur.length);
+    var before = null;
+    for (var j = cur.length - 1; j >= 0; j--) {
+      var n = cur[j];
+      if (kept.has(n)) {
+        before = nodeIds.get(n);
+        ids[j] = before;
+        continue;
+      }
+      var existing = known(n);
+      if (existing !== undefined) {
+        ops.push({ op: 'remove', id: existing });
+        forget(existing);
+      }
+      var node = ser(n);
+      ops.push({ op: 'insert', parent: pid, before: before, node: node });
+      before = node.id;
+      ids[j] = node.id;
+    }
+    sentKids.set(pid, ids);
+  }
+
+  function replaceNode(n, ops) {
+    var id = known(n);
+    var parent = n.parentNode;
+    var pid = parent ? known(parent) : undefined;
+    if (id === undefined || pid === undefined) return;
+    var next = n.nextSibling;
+    while (next && (skipNode(next) || known(next) === undefined)) next = next.nextSibling;
+    ops.push({ op: 'remove', id: id });
+    forget(id);
+    var node = ser(n);
+    ops.push({ op: 'insert', parent: pid, before: next ? known(next) : null, node: node });
+    var kids = sentKids.get(pid);
+    if (kids) {
+      var at = kids.indexOf(id);
+      if (at >= 0) kids[at] = node.id;
+    }
+  }
+
+  function processRecords(records) {
+    if (!live || !records.length) return;
+    var dirty = [];
+    var dirtySet = new Set();
+    var attrs = [];
+    var texts = [];
+    var relevant = false;
+    records.forEach(function (r) {
+      if (r.type === 'childList') {
+        if (!dirtySet.has(r.target)) {
+          dirtySet.add(r.target);
+          dirty.push(r.target);
+        }
+        relevant = true;
+      } else if (r.type === 'attributes') {
+        if (r.attributeName && r.attributeName.indexOf('data-cobrowse-cue') === 0) return;
+        attrs.push(r);
+        relevant = true;
+      } else if (r.type === 'characterData') {
+        texts.push(r.target);
+        relevant = true;
+      }
+    });
+    if (!relevant) return;
+    var ops = [];
+    dirty.forEach(function (p) { reconcile(p, ops); });
+    var seenAttr = new Set();
+    attrs.forEach(function (r) {
+      var el = r.target;
+      var id = known(el);
+      if (id === undefined) return;
+      var key = id + ' ' + r.attributeName;
+      if (seenAttr.has(key)) return;
+      seenAttr.add(key);
+      var name = r.attributeName;
+      if (name.toLowerCase().indexOf('on') === 0) return;
+      if (isStylesheetLink(el) || (el.localName === 'link' && name === 'rel')) {
+        replaceNode(el, ops);
+        return;
+      }
+      var raw = el.getAttribute(name);
+      var v = raw === null ? null : attrValue(el, name, raw);
+      ops.push({ op: 'attr', id: id, name: name, value: v });
+      if (isField(el) && isMasked(el) && name !== 'value') {
+        // A rule may have started matching (e.g. type=password): resend a masked value.
+        ops.push(valueOp(el, id));
+      }
+    });
+    var seenText = new Set();
+    texts.forEach(function (n) {
+      var id = known(n);
+      if (id === undefined || seenText.has(id)) return;
+      seenText.add(id);
+      ops.push({ op: 'text', id: id, text: textFor(n) });
+    });
+    if (ops.length) send({ t: 'mutations', ops: ops });
+    scheduleCues();
+  }
+
+  function flushRecords() {
+    if (observer) processRecords(observer.takeRecords());
+  }
+
+  function startObserving() {
+    stopObserving();
+    observer = new MutationObserver(guard(processRecords));
+    observer.observe(D, {
+      childList: true, subtree: true, attributes: true, characterData: true
+    });
+  }
+
+  function stopObserving() {
+    if (observer) {
+      observer.disconnect();
+      observer = null;
+    }
+  }
+
+  function valueOp(el, id) {
+    var op = { op: 'value', id: id, value: isMasked(el) ? maskText(el.value) : String(el.value) };
+    if (el.localName === 'input' && (el.type === 'checkbox' || el.type === 'radio')) op.checked = !!el.checked;
+    return op;
+  }
+
+  var onValueEvent = guard(function (e) {
+    if (!live) return;
+    var el = e.target;
+    if (!el || el.nodeType !== 1 || !isField(el)) return;
+    flushRecords();
+    var id = known(el);
+    if (id === undefined) return;
+    var ops = [valueOp(el, id)];
+    if (el.type === 'radio' && el.name) {
+      var scope = el.form || D;
+      var group = scope.querySelectorAll('input[type=radio]');
+      for (var i = 0; i < group.length; i++) {
+        var g = group[i];
+        var gid = known(g);
+        if (g !== el && g.name === el.name && gid !== undefined) ops.push(valueOp(g, gid));
+      }
+    }
+    send({ t: 'mutations', ops: ops });
+  });
+
+  // ---------------------------------------------- scroll, viewport, pointer
+
+  var pendingScroll = new Map();
+  var scrollTimer = null;
+
+  var onScroll = guard(function (e) {
+    if (!live) return;
+    var t = e.target;
+    var key = t === D || t === D.documentElement || t === D.scrollingElement ? 'window' : t;
+    pendingScroll.set(key, true);
+    if (!scrollTimer) scrollTimer = setTimeout(guard(flushScroll), 50);
+  });
+
+  function flushScroll() {
+    scrollTimer = null;
+    if (!live) return;
+    flushRecords();
+    pendingScroll.forEach(function (_, key) {
+      if (key === 'window') {
+        send({ t: 'scroll', x: W.scrollX, y: W.scrollY });
+      } else {
+        var id = known(key);
+        if (id !== undefined) send({ t: 'scroll', id: id, x: key.scrollLeft, y: key.scrollTop });
+      }
+    });
+    pendingScroll.clear();
+  }
+
+  var resizeTimer = null;
+  var onResize = guard(function () {
+    if (!live || resizeTimer) return;
+    resizeTimer = setTimeout(guard(function () {
+      resizeTimer = null;
+      if (live) send({ t: 'viewport', w: W.innerWidth, h: W.innerHeight });
+    }), 100);
+  });
+
+  var lastPointerSent = 0;
+  var pointerTimer = null;
+  var pointerPos = null;
+  var onPointer = guard(function (e) {
+    if (!live) return;
+    pointerPos = { x: Math.round(e.pageX), y: Math.round(e.pageY) };
+    var now = Date.now();
+    if (now - lastPointerSent >= 33) {
+      sendPointer();
+    } else if (!pointerTimer) {
+      pointerTimer = setTimeout(guard(sendPointer), 33 - (now - lastPointerSent));
+    }
+  });
+
+  function sendPointer() {
+    pointerTimer = null;
+    if (!pointerPos || !live) return;
+    lastPointerSent = Date.now();
+    send({ t: 'pointer', x: pointerPos.x, y: pointerPos.y });
+  }
+
+  // ------------------------------------------------------------ agent actions
+
+  function targetFor(id, action) {
+    var el = idToNode.get(id);
+    if (!el || el.nodeType !== 1 || !el.isConnected) {
+      log('agent ' + action + ' ignored: unknown element', id);
+      return null;
+    }
+    if (S.mode !== 'write') {
+      log('agent ' + action + ' refused: not in write mode');
+      return null;
+    }
+    if (isDisabled(el)) {
+      log('agent ' + action + ' refused: element is disabled for the agent');
+      return null;
+    }
+    return el;
+  }
+
+  function setNativeValue(el, value) {
+    var proto = el.localName === 'textarea' ? W.HTMLTextAreaElement.prototype
+      : el.localName === 'select' ? W.HTMLSelectElement.prototype
+        : W.HTMLInputElement.prototype;
+    var desc = Object.getOwnPropertyDescriptor(proto, 'value');
+    if (desc && desc.set) desc.set.call(el, value);
+    else el.value = value;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }
+
+  function focusables() {
+    var sel = 'a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"]), [contenteditable=""], [contenteditable="true"]';
+    return [].slice.call(D.querySelectorAll(sel)).filter(function (el) {
+      return !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0 && !isDisabled(el);
+    });
+  }
+
+  function doClick(m) {
+    var el = targetFor(m.id, 'click');
+    if (!el) return;
+    if (typeof el.focus === 'function') el.focus({ preventScroll: true });
+    flashElement(el);
+    if (typeof el.click === 'function') el.click();
+    else el.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, view: W }));
+  }
+
+  function doInput(m) {
+    var el = targetFor(m.id, 'input');
+    if (!el) return;
+    if (isMasked(el)) {
+      log('agent input refused: field is hidden from the agent');
+      return;
+    }
+    if (!isField(el) || el.disabled || el.readOnly) return;
+    if (el.localName === 'input' && /^(checkbox|radio|file)$/.test(el.type)) return;
+    if (D.activeElement !== el && typeof el.focus === 'function') el.focus({ preventScroll: true });
+    setNativeValue(el, String(m.value));
+  }
+
+  function doKey(m) {
+    var el = targetFor(m.id, 'key');
+    if (!el) return;
+    var key = String(m.key);
+    if (key !== 'Enter' && key !== 'Tab' && key !== 'Escape') return;
+    var init = { key: key, code: key, bubbles: true, cancelable: true };
+    var go = el.dispatchEvent(new KeyboardEvent('keydown', init));
+    el.dispatchEvent(new KeyboardEvent('keyup', init));
+    if (!go) return;
+    if (key === 'Tab') {
+      var list = focusables();
+      var at = list.indexOf(el);
+      var next = list[at + 1] || list[0];
+      if (next) next.focus();
+    } else if (key === 'Enter') {
+      var form = el.form;
+      if (!form || el.localName === 'textarea') return;
+      var submitter = null;
+      for (var i = 0; i < form.elements.length && !submitter; i++) {
+        var c = form.elements[i];
+        if (c.type === 'submit' || c.type === 'image') submitter = c;
+      }
+      if (isDisabled(form) || (submitter && isDisabled(submitter))) {
+        log('agent Enter refused: submitting is disabled for the agent');
+        return;
+      }
+      if (typeof form.requestSubmit === 'function') form.requestSubmit();
+    }
+  }
+
+  function doScroll(m) {
+    if (S.mode !== 'write') return;
+    var x = Number(m.x) || 0;
+    var y = Number(m.y) || 0;
+    if (m.id !== undefined && m.id !== null) {
+      var el = idToNode.get(m.id);
+      if (el && el.nodeType === 1 && !isDisabled(el)) el.scrollTo(x, y);
+    } else {
+      W.scrollTo(x, y);
+    }
+  }
+
+  // ---------------------------------------------------------------- the cue
+
+  var cueTimer = null;
+  var cueSheetInstalled = false;
+  var CUE_CSS =
+    '[data-cobrowse-cue="mask"]{outline:2px dashed #d97706 !important;outline-offset:2px !important}' +
+    '[data-cobrowse-cue="block"]{outline:2px dashed #64748b !important;outline-offset:2px !important}' +
+    '[data-cobrowse-cue="disable"]{outline:2px dashed #dc2626 !important;outline-offset:2px !important}';
+
+  function installCueSheet() {
+    if (cueSheetInstalled) return;
+    cueSheetInstalled = true;
+    try {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(CUE_CSS);
+      D.adoptedStyleSheets = D.adoptedStyleSheets.concat([sheet]);
+    } catch (_) {
+      var st = D.createElement('style');
+      st.setAttribute('data-cobrowse-ignore', '');
+      st.textContent = CUE_CSS;
+      (D.head || D.documentElement).appendChild(st);
+    }
+  }
+
+  function scheduleCues() {
+    if (cueTimer) return;
+    cueTimer = setTimeout(guard(function () {
+      cueTimer = null;
+      applyCues();
+    }), 30);
+  }
+
+  function applyCues() {
+    var want = new Map();
+    if (S.id && S.state !== 'ended') {
+      ['disable', 'mask', 'block'].forEach(function (kind) {
+        if (!rules[kind]) return;
+        var list;
+        try {
+          list = D.querySelectorAll(rules[kind]);
+        } catch (_) {
+          return;
+        }
+        for (var i = 0; i < list.length; i++) {
+          if (host && host.contains(list[i])) continue;
+          want.set(list[i], kind);
+        }
+      });
+    }
+    if (want.size) installCueSheet();
+    var have = D.querySelectorAll('[data-cobrowse-cue]');
+    for (var i = 0; i < have.length; i++) {
+      if (!want.has(have[i])) have[i].removeAttribute('data-cobrowse-cue');
+    }
+    want.forEach(function (kind, el) {
+      if (el.getAttribute('data-cobrowse-cue') !== kind) el.setAttribute('data-cobrowse-cue', kind);
+    });
+  }
+
+  var CUE_TEXT = {
+    mask: 'Hidden from the agent',
+    block: 'Hidden from the agent',
+    disable: 'The agent cannot use this'
+  };
+
+  var onCueHover = guard(function (e) {
+    if (!ui || !S.id || S.state === 'ended') return;
+    var t = e.target;
+    var el = t && t.nodeType === 1 && t.closest ? t.closest('[data-cobrowse-cue]') : null;
+    if (!el || (host && host.contains(el))) {
+      if (e.type === 'focusout' || e.type === 'mouseout') ui.hideTip();
+      return;
+    }
+    if (e.type === 'mouseout' || e.type === 'focusout') {
+      ui.hideTip();
+      return;
+    }
+    ui.showTip(el, CUE_TEXT[el.getAttribute('data-cobrowse-cue')] || CUE_TEXT.mask);
+  });
+
+  // ------------------------------------------------------------- the widget
+
+  var ui = null;
+
+  var WIDGET_CSS = [
+    ':host{all:initial}',
+    '*{box-sizing:border-box;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}',
+    '[hidden]{display:none !important}',
+    '.launch{position:fixed;right:20px;bottom:20px;z-index:2147483646;display:flex;align-items:center;gap:8px;',
+    'padding:11px 18px 11px 14px;border:0;border-radius:999px;background:#1d4ed8;color:#fff;font-size:14px;font-weight:600;',
+    'box-shadow:0 6px 20px rgba(29,78,216,.35);cursor:pointer;letter-spacing:.01em}',
+    '.launch:hover{background:#1e40af}.launch:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}',
+    '.launch svg{width:18px;height:18px}',
+    '.panel{position:fixed;right:20px;bottom:20px;z-index:2147483646;width:300px;background:#fff;color:#0f172a;',
+    'border-radius:14px;box-shadow:0 12px 40px rgba(15,23,42,.22),0 0 0 1px rgba(15,23,42,.06);overflow:hidden;font-size:14px;line-height:1.45}',
+    '.head{display:flex;width:100%;align-items:center;gap:8px;padding:12px 16px;border:0;background:#0f172a;color:#fff;font-weight:600;font-size:13px;cursor:pointer;text-align:left}',
+    '.head .title{flex:1}.chev{width:8px;height:8px;border-right:2px solid #94a3b8;border-bottom:2px solid #94a3b8;transform:rotate(45deg);margin-top:-4px}',
+    '.panel.min .chev{transform:rotate(-135deg);margin-top:4px}.panel.min .body{display:none}.panel.min{width:auto;min-width:220px}',
+    '.dot{width:8px;height:8px;border-radius:50%;background:#f59e0b}.dot.on{background:#22c55e}.dot.off{background:#94a3b8}',
+    '.body{padding:16px}',
+    '.label{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:#64748b;margin:0 0 4px}',
+    '.code{font:700 30px/1.1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.06em;color:#1d4ed8;margin:0 0 6px;user-select:all}',
+    '.hint{margin:0 0 14px;color:#334155}',
+    '.msg{margin:0 0 14px;color:#334155}',
+    '.row{display:flex;gap:8px}',
+    'button.btn{flex:1;padding:9px 12px;border-radius:8px;border:1px solid #cbd5e1;background:#fff;color:#0f172a;font-size:14px;font-weight:600;cursor:pointer}',
+    'button.btn:hover{background:#f1f5f9}',
+    'button.primary{background:#1d4ed8;border-color:#1d4ed8;color:#fff}button.primary:hover{background:#1e40af}',
+    'button.danger{color:#b91c1c;border-color:#fecaca}button.danger:hover{background:#fef2f2}',
+    '.banner{position:fixed;top:10px;left:50%;transform:translateX(-50%);z-index:2147483646;display:flex;align-items:center;gap:10px;',
+    'max-width:calc(100vw - 24px);padding:5px 6px 5px 14px;border-radius:999px;background:#0f172a;color:#fff;font-size:13px;font-weight:500;',
+    'line-height:1.3;box-shadow:0 6px 20px rgba(15,23,42,.25);white-space:nowrap}',
+    '.banner.write{background:#9a3412}',
+    '.legend{display:flex;align-items:center;gap:5px;color:#cbd5e1;font-size:12px}',
+    '.legend i{display:inline-block;width:14px;height:10px;border:2px dashed #f59e0b;border-radius:2px}',
+    '.bbtn{padding:5px 12px;border:0;border-radius:999px;background:rgba(255,255,255,.14);color:#fff;font-size:12.5px;font-weight:600;cursor:pointer}',
+    '.bbtn:hover{background:rgba(255,255,255,.26)}.bbtn:focus-visible{outline:2px solid #93c5fd;outline-offset:1px}',
+    '@media (max-width:560px){.legend{display:none}}',
+    '.veil{position:fixed;inset:0;z-index:2147483647;background:rgba(15,23,42,.45);display:flex;align-items:center;justify-content:center}',
+    '.dialog{width:min(420px,calc(100vw - 32px));background:#fff;color:#0f172a;border-radius:14px;padding:22px;box-shadow:0 20px 60px rgba(15,23,42,.35)}',
+    '.dialog h2{margin:0 0 8px;font-size:18px}.dialog p{margin:0 0 18px;color:#334155;font-size:14px;line-height:1.5}',
+    '.pointer{position:fixed;left:0;top:0;z-index:2147483647;pointer-events:none;transition:transform .06s linear;will-change:transform}',
+    '.pointer svg{width:22px;height:22px;display:block;filter:drop-shadow(0 1px 2px rgba(0,0,0,.35))}',
+    '.pointer span{position:absolute;left:16px;top:18px;white-space:nowrap;padding:2px 8px;border-radius:6px;background:#7c3aed;color:#fff;font-size:12px;font-weight:600}',
+    '.tip{position:fixed;z-index:2147483647;padding:5px 9px;border-radius:6px;background:#0f172a;color:#fff;font-size:12px;font-weight:500;pointer-events:none;white-space:nowrap}',
+    '.flash{position:fixed;z-index:2147483646;pointer-events:none;border:2px solid #7c3aed;border-radius:6px;transition:opacity .6s;opacity:1}'
+  ].join('');
+
+  var ICON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><rect x="2" y="4" width="20" height="14" rx="2"/><path d="M8 22h8M12 18v4"/><path d="M10 9l4 2-4 2z" fill="currentColor"/></svg>';
+
+  var WIDGET_HTML =
+    '<button class="launch" data-role="launch" type="button" hidden>' + ICON + '<span>Co-browse</span></button>' +
+    '<section class="panel" data-role="panel" hidden aria-live="polite">' +
+    '<button class="head" type="button" data-role="head" aria-expanded="true"><span class="dot" data-role="dot"></span>' +
+    '<span class="title" data-role="title">Co-browse</span><span class="chev" aria-hidden="true"></span></button>' +
+    '<div class="body" data-role="body">' +
+    '<div data-role="waiting" hidden>' +
+    '<p class="label">Your session ID</p><p class="code" data-role="session-id"></p>' +
+    '<p class="hint">Read this number to your agent.</p></div>' +
+    '<div data-role="active" hidden><p class="msg" data-role="active-msg"></p></div>' +
+    '<div data-role="ended" hidden><p class="msg" data-role="end-reason"></p></div>' +
+    '<p class="msg" data-role="error" hidden></p>' +
+    '<div class="row">' +
+    '<button class="btn danger" type="button" data-role="exit" hidden>Exit</button>' +
+    '<button class="btn" type="button" data-role="close" hidden>Close</button>' +
+    '</div></div></section>' +
+    '<div class="banner" data-role="banner" hidden role="status"><span class="dot on"></span><span data-role="banner-text"></span>' +
+    '<span class="legend" data-role="legend" title="Fields outlined like this on the page are hidden from the agent"><i></i>hidden from the agent</span>' +
+    '<button type="button" class="bbtn" data-role="stop-control" hidden>Stop control</button>' +
+    '<button type="button" class="bbtn" data-role="banner-exit">Exit</button></div>' +
+    '<div class="veil" data-role="consent" hidden><div class="dialog" role="dialog" aria-modal="true" aria-labelledby="cbc-title">' +
+    '<h2 id="cbc-title" data-role="consent-title">Allow the agent to control this page?</h2>' +
+    '<p>They will be able to click, type and scroll for you. Fields hidden from the agent stay hidden, ' +
+    'and only you can submit forms. You can stop this at any time.</p>' +
+    '<div class="row"><button class="btn" type="button" data-role="refuse">Refuse</button>' +
+    '<button class="btn primary" type="button" data-role="allow">Allow</button></div></div></div>' +
+    '<div class="pointer" data-role="pointer" hidden><svg viewBox="0 0 24 24"><path d="M4 2l16 9-7 2-3 7z" fill="#7c3aed" stroke="#fff" stroke-width="1.5" stroke-linejoin="round"/></svg>' +
+    '<span data-role="pointer-label">Agent</span></div>' +
+    '<div class="tip" data-role="tip" hidden></div>';
+
+  function buildUi() {
+    host = D.createElement('div');
+    host.setAttribute('data-cobrowse-ignore', '');
+    host.setAttribute('data-cobrowse-widget', '');
+    var root = host.attachShadow({ mode: 'open' });
+    var style = D.createElement('style');
+    style.textContent = WIDGET_CSS;
+    root.appendChild(style);
+    var wrap = D.createElement('div');
+    wrap.innerHTML = WIDGET_HTML; // constant markup, no customer or server strings
+    while (wrap.firstChild) root.appendChild(wrap.firstChild);
+    (D.body || D.documentElement).appendChild(host);
+
+    function $(role) {
+      return root.querySelector('[data-role="' + role + '"]');
+    }
+    var el = {};
+    ['launch', 'panel', 'head', 'body', 'dot', 'title', 'waiting', 'session-id', 'active', 'active-msg', 'ended',
+      'end-reason', 'error', 'stop-control', 'exit', 'banner-exit', 'legend', 'close', 'banner', 'banner-text', 'consent',
+      'consent-title', 'refuse', 'allow', 'pointer', 'pointer-label', 'tip'].forEach(function (r) {
+      el[r] = $(r);
+    });
+
+    var shown = false; // the customer closed the ended panel
+    var errorText = null;
+    var pointer = null;
+
+    el.launch.addEventListener('click', guard(function () {
+      errorText = null;
+      el.launch.disabled = true;
+      api.start().then(null, function (e) {
+        errorText = 'Could not start co-browsing: ' + (e && e.message ? e.message : 'network error');
+        render();
+      }).then(function () {
+        el.launch.disabled = false;
+      });
+      render();
+    }));
+    el.exit.addEventListener('click', guard(function () { api.end(); }));
+    el['banner-exit'].addEventListener('click', guard(function () { api.end(); }));
+    el.head.addEventListener('click', guard(function () {
+      var min = !el.panel.classList.contains('min');
+      el.panel.classList.toggle('min', min);
+      el.head.setAttribute('aria-expanded', String(!min));
+    }));
+    el.close.addEventListener('click', guard(function () {
+      shown = false;
+      errorText = null;
+      render();
+    }));
+    el['stop-control'].addEventListener('click', guard(function () {
+      send({ t: 'control', grant: false });
+    }));
+    el.allow.addEventListener('click', guard(function () {
+      el.consent.hidden = true;
+      send({ t: 'control', grant: true });
+    }));
+    el.refuse.addEventListener('click', guard(function () {
+      el.consent.hidden = true;
+      send({ t: 'control', grant: false });
+    }));
+
+    function placePointer() {
+      if (!pointer || el.pointer.hidden) return;
+      el.pointer.style.transform = 'translate(' + (pointer.x - W.scrollX) + 'px,' + (pointer.y - W.scrollY) + 'px)';
+    }
+    W.addEventListener('scroll', guard(placePointer), { passive: true });
+
+    function render() {
+      var st = S.state;
+      var livePanel = S.id && st !== 'ended';
+      var endedPanel = st === 'ended' && shown;
+      el.launch.hidden = !WIDGET || livePanel || endedPanel || !!errorText;
+      // data-widget="false" hides the launcher and panel; the banner, consent
+      // dialog and agent pointer stay, as the customer must always see them.
+      // While an agent is connected the top banner carries status and controls,
+      // so nothing covers the page's own buttons.
+      var agentOn = livePanel && st === 'active';
+      el.panel.hidden = !WIDGET || !(livePanel || endedPanel || errorText) || agentOn;
+      el.waiting.hidden = !(livePanel && st === 'waiting');
+      el.active.hidden = !(livePanel && st === 'active');
+      el.ended.hidden = !endedPanel;
+      el.error.hidden = !errorText || livePanel;
+      el.error.textContent = errorText || '';
+      el['session-id'].textContent = formatId(S.id);
+      var name = S.agent || 'The agent';
+      var writeMode = livePanel && st === 'active' && S.mode === 'write';
+      el['active-msg'].textContent = name + ' can see this page and your pointer.';
+      el['stop-control'].hidden = !writeMode;
+      el.legend.hidden = !(rules.mask || rules.block);
+      el.exit.hidden = !livePanel;
+      el.close.hidden = livePanel || !(endedPanel || errorText);
+      el['end-reason'].textContent = reasonText(S.reason);
+      el.title.textContent = livePanel ? (st === 'waiting' ? 'Waiting for your agent' : 'Co-browsing with ' + name)
+        : endedPanel ? 'Session ended' : 'Co-browse';
+      el.dot.className = 'dot' + (st === 'active' && S.agentPresent ? ' on' : st === 'ended' || !livePanel ? ' off' : '');
+      el.banner.hidden = !(livePanel && st === 'active');
+      el.banner.className = 'banner' + (writeMode ? ' write' : '');
+      el['banner-text'].textContent = !S.agentPresent ? name + '\u2019s viewer is reconnecting\u2026'
+        : writeMode ? name + ' is controlling this page' : name + ' is viewing this page';
+      if (!livePanel) {
+        el.consent.hidden = true;
+        el.pointer.hidden = true;
+        el.tip.hidden = true;
+      }
+      el['pointer-label'].textContent = S.agent || 'Agent';
+      el['consent-title'].textContent = 'Allow ' + (S.agent || 'the agent') + ' to control this page?';
+    }
+
+    return {
+      render: render,
+      ended: function () {
+        shown = true;
+        el.panel.classList.remove('min');
+        render();
+      },
+      consent: function (show) {
+        el.consent.hidden = !show;
+        if (show) el.allow.focus();
+      },
+      pointer: function (x, y) {
+        pointer = { x: x, y: y };
+        el.pointer.hidden = false;
+        placePointer();
+      },
+      showTip: function (target, text) {
+        var r = target.getBoundingClientRect();
+        el.tip.textContent = text;
+        el.tip.hidden = false;
+        el.tip.style.left = Math.max(4, r.left) + 'px';
+        el.tip.style.top = Math.max(4, r.top - 30) + 'px';
+      },
+      hideTip: function () {
+        el.tip.hidden = true;
+      },
+      flash: function (target) {
+        var r = target.getBoundingClientRect();
+        var f = D.createElement('div');
+        f.className = 'flash';
+        f.style.left = r.left - 3 + 'px';
+        f.style.top = r.top - 3 + 'px';
+        f.style.width = r.width + 6 + 'px';
+        f.style.height = r.height + 6 + 'px';
+        root.appendChild(f);
+        setTimeout(guard(function () { f.style.opacity = '0'; }), 250);
+        setTimeout(guard(function () { f.remove(); }), 900);
+      }
+    };
+  }
+
+  function flashElement(el) {
+    if (ui) ui.flash(el);
+  }
+
+  function render() {
+    if (ui) ui.render();
+  }
+
+  // ------------------------------------------------------------- connection
+
+  function sendSnapshot() {
+    if (snapshotTimer) {
+      clearTimeout(snapshotTimer);
+      snapshotTimer = null;
+    }
+    if (live || !ws || ws.readyState !== 1) return;
+    stopObserving();
+    var snap = takeSnapshot();
+    if (!send(snap)) return;
+    live = true;
+    startObserving();
+    if (W.scrollX || W.scrollY) send({ t: 'scroll', x: W.scrollX, y: W.scrollY });
+    scheduleCues();
+  }
+
+  function connect() {
+    if (reconnectTimer) {
+      clearTimeout(reconnectTimer);
+      reconnectTimer = null;
+    }
+    if (!S.id || !S.token) return;
+    var sock;
+    try {
+      sock = new WebSocket(WS_ORIGIN + '/ws/customer/' + encodeURIComponent(S.id) +
+        '?token=' + encodeURIComponent(S.token));
+    } catch (e) {
+      log('cannot open the co-browse socket', e);
+      finish('connection_lost');
+      return;
+    }
+    ws = sock;
+    live = false;
+    var heard = false;
+    var refused = null; // an `error` frame before `session`: the server refused us
+    sock.onopen = guard(function () {
+      if (ws !== sock) return;
+      // Wait briefly for the `rules` message so the first snapshot is already
+      // masked client-side; send it anyway if the rules are slow.
+      snapshotTimer = setTimeout(guard(sendSnapshot), 800);
+    });
+    sock.onmessage = guard(function (e) {
+      if (ws !== sock) return;
+      var m;
+      try {
+        m = JSON.parse(e.data);
+      } catch (_) {
+        log('unreadable message from the server');
+        return;
+      }
+      if (m && m.t === 'error' && !heard && FATAL[m.code]) {
+        refused = m;
+        log('the server refused this session:', m.code, m.message);
+        return;
+      }
+      heard = true;
+      failures = 0;
+      handle(m);
+    });
+    sock.onclose = guard(function () {
+      if (ws !== sock) return;
+      ws = null;
+      live = false;
+      stopObserving();
+      if (snapshotTimer) clearTimeout(snapshotTimer);
+      snapshotTimer = null;
+      if (unloading || !S.id || S.state === 'ended') return;
+      if (refused) {
+        finish(refusalReason(refused));
+        return;
+      }
+      if (!heard) failures++;
+      if (failures >= 4) {
+        finish('connection_lost');
+        return;
+      }
+      var delay = Math.min(8000, 400 * Math.pow(2, failures));
+      reconnectTimer = setTimeout(guard(connect), delay);
+    });
+  }
+
+  function handle(m) {
+    switch (m && m.t) {
+      case 'session':
+        if (m.state === 'ended') {
+          finish(S.reason || 'api_ended');
+          return;
+        }
+        S.state = m.state;
+        setMode(m.mode);
+        render();
+        break;
+      case 'rules':
+        rules.mask = validSelectors(m.mask);
+        rules.block = validSelectors(m.block);
+        rules.disable = validSelectors(m.disable);
+        sendSnapshot();
+        scheduleCues();
+        render();
+        break;
+      case 'agent':
+        S.agent = typeof m.name === 'string' && m.name ? m.name : 'Agent';
+        S.state = 'active';
+        S.agentPresent = true;
+        render();
+        emit('agentJoined', { name: S.agent });
+        break;
+      case 'presence':
+        S.agentPresent = m.agent !== 'away';
+        render();
+        break;
+      case 'pointer':
+        if (ui && isFinite(m.x) && isFinite(m.y)) ui.pointer(Number(m.x), Number(m.y));
+        break;
+      case 'control':
+        if (ui) ui.consent(!!m.request && S.mode !== 'write');
+        break;
+      case 'mode':
+        setMode(m.mode);
+        if (ui && S.mode === 'write') ui.consent(false);
+        render();
+        break;
+      case 'click':
+        doClick(m);
+        break;
+      case 'input':
+        doInput(m);
+        break;
+      case 'key':
+        doKey(m);
+        break;
+      case 'scroll':
+        doScroll(m);
+        break;
+      case 'ended':
+        finish(m.reason);
+        break;
+      case 'error':
+        log('server error:', m.code, m.message);
+        break;
+      default:
+        log('unknown message from the server', m && m.t);
+    }
+  }
+
+  function setMode(mode) {
+    var next = mode === 'write' ? 'write' : 'pointer';
+    if (next === S.mode) return;
+    S.mode = next;
+    emit('modeChanged', { mode: next });
+  }
+
+  function finish(reason) {
+    if (!S.id || S.state === 'ended') return;
+    S.state = 'ended';
+    S.reason = reason || null;
+    store(null);
+    stopObserving();
+    live = false;
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    if (snapshotTimer) clearTimeout(snapshotTimer);
+    reconnectTimer = snapshotTimer = null;
+    var sock = ws;
+    ws = null;
+    if (sock) {
+      try {
+        sock.close(1000);
+      } catch (_) { /* already closed */ }
+    }
+    applyCues();
+    if (ui) ui.ended();
+    emit('ended', { reason: S.reason });
+  }
+
+  // ---------------------------------------------------------------- the API
+
+  var api = {
+    __cobrowse: true,
+    /** Start a session (or return the live one): Promise of {id}. */
+    start: function () {
+      if (S.id && S.state !== 'ended') return Promise.resolve({ id: S.id });
+      if (startPromise) return startPromise;
+      if (!SITE) return Promise.reject(new Error('the script tag has no data-site attribute'));
+      startPromise = W.fetch(ORIGIN + '/api/v1/sessions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ site: SITE, url: W.location.href }),
+        credentials: 'omit'
+      }).then(function (res) {
+        return res.text().then(function (body) {
+          var data = null;
+          try {
+            data = JSON.parse(body);
+          } catch (_) { /* not JSON */ }
+          if (!res.ok) {
+            var msg = data && (data.message || data.error) ? data.message || data.error : body || res.statusText;
+            throw new Error(String(msg).slice(0, 200) || 'HTTP ' + res.status);
+          }
+          if (!data || typeof data.id !== 'string' || typeof data.token !== 'string') {
+            throw new Error('unexpected answer from the co-browse server');
+          }
+          return data;
+        });
+      }).then(function (data) {
+        startPromise = null;
+        S.id = data.id;
+        S.token = data.token;
+        S.state = 'waiting';
+        S.mode = 'pointer';
+        S.agent = null;
+        S.agentPresent = true;
+        S.reason = null;
+        failures = 0;
+        store({ id: S.id, token: S.token, origin: ORIGIN, agent: null });
+        connect();
+        render();
+        emit('started', { id: S.id });
+        return { id: S.id };
+      }, function (e) {
+        startPromise = null;
+        throw e;
+      });
+      return startPromise;
+    },
+    /** End the live session (customer exit). */
+    end: function () {
+      try {
+        if (!S.id || S.state === 'ended') return Promise.resolve();
+        send({ t: 'end' });
+        finish('customer_exit');
+      } catch (e) {
+        log('end failed', e);
+      }
+      return Promise.resolve();
+    },
+    /** {id, state, mode} of the current (or last) session, or null. */
+    session: function () {
+      return S.id ? { id: S.id, state: S.state, mode: S.mode } : null;
+    },
+    /** Subscribe to started, agentJoined, modeChanged, ended; returns an unsubscribe function. */
+    on: function (event, fn) {
+      if (!listeners[event] || typeof fn !== 'function') return function () {};
+      listeners[event].push(fn);
+      return function () {
+        var i = listeners[event].indexOf(fn);
+        if (i >= 0) listeners[event].splice(i, 1);
+      };
+    }
+  };
+  ['start', 'end', 'session', 'on'].forEach(function (k) {
+    var f = api[k];
+    api[k] = function () {
+      try {
+        return f.apply(api, arguments);
+      } catch (e) {
+        log(k + '() failed', e);
+        return k === 'start' ? Promise.reject(e) : k === 'end' ? Promise.resolve() : null;
+      }
+    };
+  });
+  W.cobrowse = api;
+
+  // ------------------------------------------------------------------ boot
+
+  var boot = guard(function () {
+    ui = buildUi();
+    D.addEventListener('input', onValueEvent, true);
+    D.addEventListener('change', onValueEvent, true);
+    D.addEventListener('scroll', onScroll, { capture: true, passive: true });
+    D.addEventListener('mousemove', onPointer, { capture: true, passive: true });
+    D.addEventListener('mouseover', onCueHover, true);
+    D.addEventListener('mouseout', onCueHover, true);
+    D.addEventListener('focusin', onCueHover, true);
+    D.addEventListener('focusout', onCueHover, true);
+    W.addEventListener('resize', onResize, { passive: true });
+    W.addEventListener('pagehide', guard(function () { unloading = true; }));
+    W.addEventListener('pageshow', guard(function (e) {
+      unloading = false;
+      if (e.persisted && S.id && S.state !== 'ended' && !ws) connect();
+    }));
+    var saved = load();
+    if (saved) {
+      S.id = saved.id;
+      S.token = saved.token;
+      S.state = 'waiting';
+      S.agent = saved.agent || null;
+      connect();
+    }
+    render();
+  });
+
+  // Remember the agent's name across pages so the banner is right at once.
+  api.on('agentJoined', function (a) {
+    var saved = load();
+    if (saved) {
+      saved.agent = a.name;
+      store(saved);
+    }
+  });
+
+  if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();

@@ -1,1 +1,924 @@
-/* agent viewer: placeholder, written by the front-end helper */
+/*
+ * viewer.js — the agent viewer (served at /static/viewer.js, loaded by /agent).
+ *
+ * Owns: the join form (nine-digit ID), the agent WebSocket, the replica of the
+ * customer's page in a sandboxed iframe (built with DOM APIs only, never with
+ * innerHTML of customer strings; no customer script ever runs), applying
+ * snapshots/mutations/scroll/viewport, both pointers, write-mode forwarding
+ * (click/input/key/scroll), status, toasts and the end reason.
+ * It does not decide what the agent may do: the server's policy check does, and
+ * answers refused actions with `denied`.
+ */
+(function () {
+  'use strict';
+
+  var NS = { svg: 'http://www.w3.org/2000/svg', math: 'http://www.w3.org/1998/Math/MathML' };
+  var XLINK = 'http://www.w3.org/1999/xlink';
+  var XML_NS = 'http://www.w3.org/XML/1998/namespace';
+  var STORE_KEY = 'cobrowse.agent.session';
+
+  var REASONS = {
+    customer_exit: 'The customer ended the session.',
+    agent_exit: 'You ended the session.',
+    waiting_timeout: 'The session expired before an agent joined.',
+    inactivity_timeout: 'The session ended after a period of inactivity.',
+    agent_away_timeout: 'Your viewer was disconnected for too long.',
+    customer_away_timeout: "The customer's page was disconnected for too long.",
+    interaction_ended: 'The chat or call with the customer ended.',
+    api_ended: 'The session was ended by the contact-centre system.',
+    server_shutdown: 'The co-browse server shut down.',
+    connection_lost: 'The connection to the co-browse server was lost.'
+  };
+
+  function reasonText(r) {
+    return REASONS[r] || 'The session has ended' + (r ? ' (' + r + ').' : '.');
+  }
+
+  function log() {
+    try {
+      console.warn.apply(console, ['[viewer]'].concat([].slice.call(arguments)));
+    } catch (_) { /* no console */ }
+  }
+
+  function guard(fn) {
+    return function () {
+      try {
+        return fn.apply(this, arguments);
+      } catch (e) {
+        log('internal error', e);
+        return undefined;
+      }
+    };
+  }
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function formatId(id) {
+    var s = String(id || '');
+    return s.length === 9 ? s.slice(0, 3) + ' ' + s.slice(3, 6) + ' ' + s.slice(6) : s;
+  }
+
+  // ------------------------------------------------------------------ state
+
+  var el = {};
+  var ws = null;
+  var sessionId = null;
+  var joined = false; // received `session` on this socket at least once
+  var ended = false;
+  var failures = 0;
+  var reconnectTimer = null;
+  var exitTimer = null;
+  var state = null;
+  var mode = 'pointer';
+  var controlPending = false;
+  var controlTimer = null;
+  var customerPresent = true;
+  var viewport = { w: 1280, h: 800 };
+  var customerPointer = null;
+  var frameReady = false;
+  var queue = [];
+  var doc = null; // the replica's document
+  var idToNode = new Map();
+  var nodeToId = new WeakMap();
+  var ours = new WeakSet(); // nodes the viewer injected into the replica
+  var appliedScroll = null; // last scroll position set from the customer
+  var lastLocalInput = new Map(); // id -> time the agent typed into it
+
+  function send(msg) {
+    if (!ws || ws.readyState !== 1) return false;
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch (e) {
+      log('send failed', e);
+      return false;
+    }
+  }
+
+  // ----------------------------------------------------------------- toasts
+
+  function toast(text, kind) {
+    var t = document.createElement('div');
+    t.className = 'cbv-toast' + (kind ? ' ' + kind : '');
+    t.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+    t.textContent = text;
+    el.toasts.appendChild(t);
+    setTimeout(function () { t.classList.add('out'); }, 4500);
+    setTimeout(function () { t.remove(); }, 5000);
+    while (el.toasts.children.length > 4) el.toasts.firstChild.remove();
+  }
+
+  // ------------------------------------------------------------- join form
+
+  function showJoin(error) {
+    el.join.hidden = false;
+    el.session.hidden = true;
+    el.joinError.hidden = !error;
+    el.joinError.textContent = error || '';
+    el.idInput.disabled = false;
+    el.joinButton.disabled = false;
+    if (!error) el.idInput.value = '';
+    el.idInput.focus();
+  }
+
+  var onJoin = guard(function (e) {
+    e.preventDefault();
+    var digits = el.idInput.value.replace(/[\s-]/g, '');
+    if (!/^\d{9}$/.test(digits)) {
+      el.joinError.hidden = false;
+      el.joinError.textContent = 'Enter the nine-digit session ID the customer reads to you.';
+      el.idInput.setAttribute('aria-invalid', 'true');
+      el.idInput.focus();
+      return;
+    }
+    el.idInput.removeAttribute('aria-invalid');
+    join(digits);
+  });
+
+  function join(id) {
+    sessionId = id;
+    ended = false;
+    joined = false;
+    failures = 0;
+    state = null;
+    mode = 'pointer';
+    controlPending = false;
+    customerPresent = true;
+    customerPointer = null;
+    try {
+      sessionStorage.setItem(STORE_KEY, id);
+    } catch (_) { /* no resume */ }
+    el.join.hidden = true;
+    el.session.hidden = false;
+    el.sessionLabel.textContent = 'Session ' + formatId(id);
+    el.pageUrl.textContent = '';
+    el.pageUrl.removeAttribute('title');
+    setStage('Connecting to the customer\u2026');
+    clearReplica();
+    renderStatus();
+    connect();
+  }
+
+  // ------------------------------------------------------------ connection
+
+  function connect() {
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var sock;
+    try {
+      sock = new WebSocket(proto + '//' + location.host + '/ws/agent/' + encodeURIComponent(sessionId));
+    } catch (e) {
+      leave('Could not connect to the co-browse server.');
+      return;
+    }
+    ws = sock;
+    var heard = false;
+    var lastError = null;
+    sock.onmessage = guard(function (e) {
+      if (ws !== sock) return;
+      var m;
+      try {
+        m = JSON.parse(e.data);
+      } catch (_) {
+        log('unreadable frame');
+        return;
+      }
+      heard = true;
+      if (m.t === 'error') lastError = m;
+      if (!frameReady && (m.t === 'snapshot' || m.t === 'mutations' || m.t === 'scroll')) {
+        queue.push(m);
+        return;
+      }
+      handle(m);
+    });
+    sock.onclose = guard(function () {
+      if (ws !== sock) return;
+      ws = null;
+      if (ended) return;
+      if (!joined) {
+        // Refused before the session started: unknown ID, ended, busy, logged out…
+        var msg = lastError ? JOIN_ERRORS[lastError.code] || lastError.message || lastError.code
+          : heard ? 'The server closed the connection.'
+            : 'Could not join this session. Check the ID, and that you are still logged in.';
+        leave(msg);
+        return;
+      }
+      failures++;
+      if (failures > 6) {
+        finish('connection_lost');
+        return;
+      }
+      renderStatus('Reconnecting\u2026');
+      reconnectTimer = setTimeout(guard(connect), Math.min(5000, 300 * Math.pow(2, failures)));
+    });
+  }
+
+  var JOIN_ERRORS = {
+    not_found: 'There is no live co-browse session with this ID. Check the number with the customer.',
+    session_ended: 'This session has ended. Ask the customer to start a new one.',
+    session_taken: 'Another agent has already joined this session.',
+    agent_busy: 'You are already in another co-browse session. Exit it first.',
+    shutting_down: 'The co-browse server is shutting down. Try again in a moment.',
+    rules_invalid: 'The privacy rules of this site cannot be applied, so the session cannot be shown.'
+  };
+
+  function leave(error) {
+    sessionId = null;
+    try {
+      sessionStorage.removeItem(STORE_KEY);
+    } catch (_) { /* ignore */ }
+    if (ws) {
+      var s = ws;
+      ws = null;
+      try {
+        s.close();
+      } catch (_) { /* closed */ }
+    }
+    showJoin(error);
+  }
+
+  function handle(m) {
+    switch (m.t) {
+      case 'session':
+        joined = true;
+        failures = 0;
+        if (m.state === 'ended') {
+          finish(null);
+          return;
+        }
+        state = m.state;
+        setMode(m.mode);
+        renderStatus();
+        break;
+      case 'snapshot':
+        applySnapshot(m);
+        break;
+      case 'mutations':
+        applyOps(Array.isArray(m.ops) ? m.ops : []);
+        break;
+      case 'pointer':
+        customerPointer = { x: Number(m.x) || 0, y: Number(m.y) || 0 };
+        placePointer();
+        break;
+      case 'scroll':
+        applyScroll(m);
+        break;
+      case 'viewport':
+        setViewport(m.w, m.h);
+        break;
+      case 'mode': {
+        var wasPending = controlPending;
+        var before = mode;
+        setMode(m.mode);
+        if (wasPending && before === 'pointer' && mode === 'pointer') {
+          toast(DENIED.control, 'warn');
+        }
+        controlPending = false;
+        if (controlTimer) clearTimeout(controlTimer);
+        renderStatus();
+        break;
+      }
+      case 'denied':
+        onDenied(m);
+        break;
+      case 'presence':
+        customerPresent = m.customer !== 'away';
+        renderStatus();
+        break;
+      case 'ended':
+        finish(m.reason);
+        break;
+      case 'error':
+        if (joined) toast(m.message || m.code || 'Error', 'error');
+        break;
+      default:
+        log('unknown message', m.t);
+    }
+  }
+
+  function setMode(next) {
+    var was = mode;
+    mode = next === 'write' ? 'write' : 'pointer';
+    if (was !== mode) {
+      toast(mode === 'write' ? 'The customer gave you control. You can click, type and scroll.'
+        : 'Control ended: you are back in pointer mode.', mode === 'write' ? 'ok' : '');
+      controlPending = false;
+      if (controlTimer) clearTimeout(controlTimer);
+    }
+    el.session.classList.toggle('write', mode === 'write');
+    updateModeStyle();
+  }
+
+  var DENIED = {
+    control: 'The customer refused to give you control.',
+    click: 'That click was not performed.',
+    input: 'That typing was not performed.',
+    key: 'That key was not performed.',
+    scroll: 'That scroll was not performed.'
+  };
+
+  function onDenied(m) {
+    if (m.action === 'control') {
+      // A refusal may also arrive as `mode: pointer`; tell the agent once.
+      if (!controlPending) return;
+      controlPending = false;
+      if (controlTimer) clearTimeout(controlTimer);
+      renderStatus();
+    }
+    var head = DENIED[m.action] || 'Action refused.';
+    var code = typeof m.reason === 'string' ? m.reason : '';
+    var reason = code ? ' ' + (DENY_REASONS[code] || sentence(code)) : '';
+    toast(head + reason, 'warn');
+  }
+
+  var DENY_REASONS = {
+    disabled: 'This control is disabled for agents: only the customer can use it.',
+    blocked: 'This part of the page is hidden from you.',
+    masked: 'This field is hidden from you, so you cannot type in it.',
+    pointer_mode: 'You are in pointer mode: request control first.',
+    session_not_active: 'The session is not active.',
+    unknown_target: 'That element is no longer on the customer\u2019s page.'
+  };
+
+  function sentence(s) {
+    var t = String(s).replace(/_/g, ' ').trim();
+    if (!t) return '';
+    t = t.charAt(0).toUpperCase() + t.slice(1);
+    return /[.!?]$/.test(t) ? t : t + '.';
+  }
+
+  function finish(reason) {
+    if (ended) return;
+    ended = true;
+    state = 'ended';
+    if (exitTimer) clearTimeout(exitTimer);
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    if (controlTimer) clearTimeout(controlTimer);
+    try {
+      sessionStorage.removeItem(STORE_KEY);
+    } catch (_) { /* ignore */ }
+    var s = ws;
+    ws = null;
+    if (s) {
+      try {
+        s.close(1000);
+      } catch (_) { /* closed */ }
+    }
+    el.endReason.textContent = reasonText(reason);
+    el.endReason.setAttribute('data-reason', reason || '');
+    el.ended.hidden = false;
+    el.customerPointer.hidden = true;
+    renderStatus();
+  }
+
+  // ---------------------------------------------------------------- status
+
+  function renderStatus(override) {
+    var pill = el.statePill;
+    var text;
+    var cls;
+    if (override) {
+      text = override;
+      cls = 'wait';
+    } else if (state === 'ended') {
+      text = 'Ended';
+      cls = 'off';
+    } else if (state === 'active') {
+      text = customerPresent ? 'Live' : 'Customer page loading\u2026';
+      cls = customerPresent ? 'on' : 'wait';
+    } else if (state === 'waiting') {
+      text = 'Waiting';
+      cls = 'wait';
+    } else {
+      text = 'Connecting\u2026';
+      cls = 'wait';
+    }
+    pill.textContent = text;
+    pill.className = 'cbv-pill ' + cls;
+    pill.setAttribute('data-state', state || 'connecting');
+    el.modePill.textContent = mode === 'write' ? 'Write mode' : 'Pointer mode';
+    el.modePill.className = 'cbv-pill ' + (mode === 'write' ? 'write' : 'mode');
+    el.modePill.setAttribute('data-mode', mode);
+    el.modePill.title = mode === 'write' ? 'You can click, type and scroll on the customer\u2019s page'
+      : 'You can point; the customer sees your pointer';
+    var live = state === 'active' && !ended;
+    el.controlButton.disabled = !live || controlPending;
+    el.controlButton.textContent = mode === 'write' ? 'Release control'
+      : controlPending ? 'Waiting for the customer\u2026' : 'Request control';
+    el.exitButton.disabled = ended;
+    el.presence.textContent = !live ? '' : customerPresent ? '' : 'The customer is changing page or reconnecting.';
+  }
+
+  var onControl = guard(function () {
+    if (mode === 'write') {
+      send({ t: 'control', request: false });
+      return;
+    }
+    if (send({ t: 'control', request: true })) {
+      controlPending = true;
+      toast('Asked the customer for control\u2026');
+      if (controlTimer) clearTimeout(controlTimer);
+      controlTimer = setTimeout(guard(function () {
+        controlPending = false;
+        renderStatus();
+      }), 30000);
+      renderStatus();
+    }
+  });
+
+  var onExit = guard(function () {
+    if (ended) return;
+    if (!send({ t: 'end' })) {
+      finish('agent_exit');
+      return;
+    }
+    el.exitButton.disabled = true;
+    // The server answers with `ended`; do not leave the agent hanging if it does not.
+    exitTimer = setTimeout(guard(function () { finish('agent_exit'); }), 3000);
+  });
+
+  var onNewSession = guard(function () {
+    el.ended.hidden = true;
+    clearReplica();
+    sessionId = null;
+    showJoin(null);
+  });
+
+  // ----------------------------------------------------------- the replica
+
+  var REPLICA_CSS =
+    '[data-cobrowse-masked]{outline:2px dashed rgba(217,119,6,.9) !important;outline-offset:1px !important}' +
+    '[data-cobrowse-blocked]{background:repeating-linear-gradient(135deg,#cbd5e1 0 7px,#e2e8f0 7px 14px) !important;' +
+    'min-height:14px !important;min-width:14px !important;border-radius:3px !important}' +
+    '[data-cobrowse-disabled],[data-cobrowse-disabled] *{cursor:not-allowed !important}' +
+    '[data-cobrowse-disabled]{opacity:.6 !important;outline:2px dashed rgba(220,38,38,.75) !important;outline-offset:1px !important}' +
+    '';
+  // Only while in pointer mode: the agent cannot type, so do not show a caret.
+  var POINTER_MODE_CSS = 'input,textarea,select{caret-color:transparent !important}';
+  var ourStyle = null;
+
+  function clearReplica() {
+    idToNode = new Map();
+    nodeToId = new WeakMap();
+    if (!doc) return;
+    while (doc.firstChild) doc.removeChild(doc.firstChild);
+  }
+
+  function setStage(msg) {
+    el.stageMsg.hidden = !msg;
+    el.stageMsg.textContent = msg || '';
+  }
+
+  function isScriptUrl(v) {
+    var s = String(v).replace(/[\u0000-\u0020]/g, '').toLowerCase();
+    return s.indexOf('javascript:') === 0 || s.indexOf('vbscript:') === 0 || s.indexOf('data:text/html') === 0;
+  }
+
+  var URL_ATTRS = { href: 1, src: 1, action: 1, formaction: 1, poster: 1, background: 1, 'xlink:href': 1, data: 1, cite: 1 };
+
+  /** Set one attribute defensively (no handlers, no script URLs, nothing that navigates). */
+  function setAttr(node, name, value, tag) {
+    var lower = String(name).toLowerCase();
+    if (lower.indexOf('on') === 0 || lower === 'srcdoc') return;
+    if (URL_ATTRS[lower] && isScriptUrl(value)) {
+      node.removeAttribute(name);
+      return;
+    }
+    if (tag === 'meta' && lower === 'http-equiv') return;
+    if ((tag === 'a' || tag === 'area' || tag === 'form' || tag === 'base') && lower === 'target') return;
+    if ((tag === 'iframe' || tag === 'frame') && lower === 'sandbox') return;
+    if ((tag === 'object' || tag === 'embed') && (lower === 'data' || lower === 'src')) return;
+    if (tag === 'link' && lower === 'rel' && !/^\s*(stylesheet|icon|shortcut icon)\s*$/i.test(value)) return;
+    try {
+      if (lower.indexOf('xlink:') === 0) node.setAttributeNS(XLINK, name, value);
+      else if (lower.indexOf('xml:') === 0) node.setAttributeNS(XML_NS, name, value);
+      else node.setAttribute(name, value);
+    } catch (_) { /* invalid attribute name from the page: skip it */ }
+  }
+
+  function register(node, id) {
+    if (typeof id !== 'number') return;
+    idToNode.set(id, node);
+    nodeToId.set(node, id);
+  }
+
+  function forget(node) {
+    var stack = [node];
+    while (stack.length) {
+      var n = stack.pop();
+      var id = nodeToId.get(n);
+      if (id !== undefined && idToNode.get(id) === n) idToNode.delete(id);
+      for (var c = n.firstChild; c; c = c.nextSibling) stack.push(c);
+    }
+  }
+
+  function setFormState(node, spec) {
+    var tag = node.localName;
+    if (tag !== 'input' && tag !== 'textarea' && tag !== 'select') return;
+    if (typeof spec.checked === 'boolean' && tag === 'input') node.checked = spec.checked;
+    if (typeof spec.value === 'string' && !(tag === 'input' && node.type === 'file')) {
+      try {
+        node.value = spec.value;
+      } catch (_) { /* e.g. a value not allowed for this input type */ }
+    }
+  }
+
+  /** Build a replica node from a wire node; returns null for kinds we never build. */
+  function build(spec) {
+    if (!spec || typeof spec !== 'object') return null;
+    var node;
+    switch (spec.type) {
+      case 'text':
+        node = doc.createTextNode(String(spec.text || ''));
+        break;
+      case 'comment':
+        node = doc.createComment(String(spec.text || ''));
+        break;
+      case 'doctype':
+        node = doc.implementation.createDocumentType(String(spec.name || 'html') || 'html', '', '');
+        break;
+      case 'element': {
+        var tag = String(spec.tag || 'div');
+        var ns = spec.ns && NS[spec.ns] ? NS[spec.ns] : null;
+        var lower = tag.toLowerCase();
+        if (!ns && (lower === 'script' || lower === 'noscript')) return null;
+        try {
+          node = ns ? doc.createElementNS(ns, tag) : doc.createElement(lower);
+        } catch (_) {
+          node = doc.createElement('span');
+        }
+        var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : {};
+        Object.keys(attrs).forEach(function (name) {
+          setAttr(node, name, String(attrs[name]), lower);
+        });
+        if (lower === 'iframe' || lower === 'frame') node.setAttribute('sandbox', '');
+        register(node, spec.id);
+        appendChildren(node, spec.children);
+        setFormState(node, spec);
+        return node;
+      }
+      default:
+        return null;
+    }
+    register(node, spec.id);
+    return node;
+  }
+
+  function appendChildren(parent, children) {
+    if (!Array.isArray(children)) return;
+    for (var i = 0; i < children.length; i++) {
+      var c = build(children[i]);
+      if (!c) continue;
+      try {
+        parent.appendChild(c);
+      } catch (_) { /* a node kind this parent cannot hold */ }
+    }
+  }
+
+  /** Our own style element in the replica (never part of the customer's document). */
+  function injectStyle() {
+    if (!doc || !doc.documentElement) return;
+    ourStyle = doc.createElement('style');
+    ours.add(ourStyle);
+    updateModeStyle();
+    (doc.head || doc.documentElement).appendChild(ourStyle);
+  }
+
+  function updateModeStyle() {
+    if (ourStyle) ourStyle.textContent = REPLICA_CSS + (mode === 'write' ? '' : POINTER_MODE_CSS);
+  }
+
+  function applySnapshot(m) {
+    clearReplica();
+    if (!m.root || !Array.isArray(m.root.children)) {
+      setStage('The customer\u2019s page could not be shown.');
+      return;
+    }
+    register(doc, m.root.id);
+    appendChildren(doc, m.root.children);
+    if (!doc.documentElement) doc.appendChild(doc.createElement('html'));
+    injectStyle();
+    if (m.viewport) setViewport(m.viewport.w, m.viewport.h);
+    appliedScroll = { x: 0, y: 0 };
+    setStage(null);
+    el.pageUrl.textContent = m.title || m.url || '';
+    el.pageUrl.title = typeof m.url === 'string' ? m.url : '';
+    placePointer();
+  }
+
+  function applyOps(ops) {
+    for (var i = 0; i < ops.length; i++) {
+      try {
+        applyOp(ops[i]);
+      } catch (e) {
+        log('op failed', ops[i] && ops[i].op, e);
+      }
+    }
+    if (doc && doc.documentElement && (!ourStyle || !ourStyle.isConnected)) injectStyle();
+    placePointer();
+  }
+
+  function applyOp(op) {
+    var node;
+    switch (op.op) {
+      case 'insert': {
+        var parent = idToNode.get(op.parent);
+        if (!parent) return;
+        var before = op.before === null || op.before === undefined ? null : idToNode.get(op.before) || null;
+        if (before && before.parentNode !== parent) before = null;
+        var built = build(op.node);
+        if (built) parent.insertBefore(built, before);
+        return;
+      }
+      case 'remove':
+        node = idToNode.get(op.id);
+        if (!node) return;
+        forget(node);
+        if (node.parentNode) node.parentNode.removeChild(node);
+        return;
+      case 'attr':
+        node = idToNode.get(op.id);
+        if (!node || node.nodeType !== 1) return;
+        if (op.value === null || op.value === undefined) node.removeAttribute(op.name);
+        else setAttr(node, op.name, String(op.value), node.localName);
+        return;
+      case 'text':
+        node = idToNode.get(op.id);
+        if (node && (node.nodeType === 3 || node.nodeType === 8)) node.data = String(op.text);
+        return;
+      case 'value':
+        node = idToNode.get(op.id);
+        if (!node || node.nodeType !== 1) return;
+        if (node === doc.activeElement && Date.now() - (lastLocalInput.get(op.id) || 0) < 1500) return;
+        setFormState(node, op);
+        return;
+      default:
+        log('unknown op', op.op);
+    }
+  }
+
+  function applyScroll(m) {
+    var x = Number(m.x) || 0;
+    var y = Number(m.y) || 0;
+    if (m.id !== undefined && m.id !== null) {
+      var n = idToNode.get(m.id);
+      if (n && n.nodeType === 1) {
+        n.scrollLeft = x;
+        n.scrollTop = y;
+      }
+      return;
+    }
+    var win = el.frame.contentWindow;
+    if (!win) return;
+    // While the agent is scrolling in write mode, echoes of their own earlier
+    // positions would make the view jump back: follow only the latest one.
+    if (Date.now() - agentScrollAt < 800 && agentScroll &&
+        (Math.abs(agentScroll.x - x) > 1 || Math.abs(agentScroll.y - y) > 1)) return;
+    appliedScroll = { x: x, y: y };
+    win.scrollTo(x, y);
+    placePointer();
+  }
+
+  function setViewport(w, h) {
+    w = Number(w);
+    h = Number(h);
+    if (!(w > 0) || !(h > 0)) return;
+    viewport = { w: Math.min(w, 10000), h: Math.min(h, 10000) };
+    layout();
+  }
+
+  function layout() {
+    var box = el.stage.getBoundingClientRect();
+    var availW = Math.max(100, box.width - 32);
+    var availH = Math.max(100, box.height - 32);
+    var s = Math.min(1, availW / viewport.w, availH / viewport.h);
+    el.frameScale.style.width = viewport.w + 'px';
+    el.frameScale.style.height = viewport.h + 'px';
+    el.frameScale.style.transform = 'scale(' + s + ')';
+    el.frameBox.style.width = Math.round(viewport.w * s) + 'px';
+    el.frameBox.style.height = Math.round(viewport.h * s) + 'px';
+    el.scaleLabel.textContent = viewport.w + ' \u00d7 ' + viewport.h + (s < 1 ? ' \u00b7 ' + Math.round(s * 100) + '%' : '');
+  }
+
+  function placePointer() {
+    var p = customerPointer;
+    var win = el.frame.contentWindow;
+    if (!p || !win || ended) {
+      el.customerPointer.hidden = true;
+      return;
+    }
+    var x = p.x - win.scrollX;
+    var y = p.y - win.scrollY;
+    var inside = x >= 0 && y >= 0 && x <= viewport.w && y <= viewport.h;
+    el.customerPointer.hidden = !inside;
+    el.customerPointer.style.transform = 'translate(' + x + 'px,' + y + 'px)';
+  }
+
+  // ------------------------------------------- agent input in the replica
+
+  function idFor(target) {
+    for (var n = target; n; n = n.parentNode) {
+      if (ours.has(n)) return undefined;
+      var id = nodeToId.get(n);
+      if (id !== undefined && n.nodeType === 1) return id;
+    }
+    return undefined;
+  }
+
+  var lastPointerSent = 0;
+  var pointerTimer = null;
+  var agentPointer = null;
+
+  function sendPointer() {
+    pointerTimer = null;
+    if (!agentPointer) return;
+    lastPointerSent = Date.now();
+    send({ t: 'pointer', x: agentPointer.x, y: agentPointer.y });
+  }
+
+  var onMove = guard(function (e) {
+    if (state !== 'active' || ended) return;
+    agentPointer = { x: Math.round(e.pageX), y: Math.round(e.pageY) };
+    var now = Date.now();
+    if (now - lastPointerSent >= 33) sendPointer();
+    else if (!pointerTimer) pointerTimer = setTimeout(guard(sendPointer), 33 - (now - lastPointerSent));
+  });
+
+  var hinted = 0;
+  function hintPointerMode() {
+    var now = Date.now();
+    if (now - hinted > 4000) {
+      hinted = now;
+      toast('You are in pointer mode. Request control to click or type on the customer\u2019s page.');
+    }
+  }
+
+  var onClick = guard(function (e) {
+    // Nothing in the replica may act locally (links, checkboxes, buttons).
+    e.preventDefault();
+    if (state !== 'active' || ended) return;
+    if (mode !== 'write') {
+      hintPointerMode();
+      return;
+    }
+    var id = idFor(e.target);
+    if (id !== undefined) send({ t: 'click', id: id });
+  });
+
+  // Disabled controls (the rewrite sets `disabled`) never get `click`, but do
+  // get `pointerdown`: forward the attempt so the server answers with a reason.
+  var onPointerDown = guard(function (e) {
+    if (state !== 'active' || ended || mode !== 'write' || e.button !== 0) return;
+    var t = e.target;
+    if (!t || !t.closest || !t.closest(':disabled')) return;
+    var id = idFor(t);
+    if (id !== undefined) send({ t: 'click', id: id });
+  });
+
+  var onBeforeInput = guard(function (e) {
+    var t = e.target;
+    if (mode !== 'write' || state !== 'active') {
+      e.preventDefault();
+      hintPointerMode();
+      return;
+    }
+    if (t && t.closest && (t.closest('[data-cobrowse-masked]') || t.closest('[data-cobrowse-disabled]') || t.closest('[data-cobrowse-blocked]'))) {
+      e.preventDefault();
+      toast('This field is hidden from you, so you cannot type in it.', 'warn');
+    }
+  });
+
+  var onInput = guard(function (e) {
+    if (mode !== 'write' || state !== 'active') return;
+    var t = e.target;
+    if (!t || !/^(input|textarea|select)$/.test(t.localName)) return;
+    if (t.localName === 'input' && /^(checkbox|radio|file)$/.test(t.type)) return;
+    var id = idFor(t);
+    if (id === undefined) return;
+    lastLocalInput.set(id, Date.now());
+    send({ t: 'input', id: id, value: String(t.value) });
+  });
+
+  var onKey = guard(function (e) {
+    if (e.key !== 'Enter' && e.key !== 'Tab' && e.key !== 'Escape') return;
+    if (mode !== 'write' || state !== 'active') return;
+    // Focus and submission happen on the customer's page, not in the replica.
+    if (e.key !== 'Escape') e.preventDefault();
+    var id = idFor(e.target);
+    if (id !== undefined) send({ t: 'key', id: id, key: e.key });
+  });
+
+  var scrollTimer = null;
+  var pendingScroll = new Map();
+  var agentScrollAt = 0;
+  var agentScroll = null;
+  var onScroll = guard(function (e) {
+    placePointer();
+    if (mode !== 'write' || state !== 'active') return;
+    var t = e.target;
+    var win = el.frame.contentWindow;
+    if (t === doc || t === doc.documentElement || t === doc.scrollingElement) {
+      if (appliedScroll && Math.abs(win.scrollX - appliedScroll.x) < 2 && Math.abs(win.scrollY - appliedScroll.y) < 2) return;
+      pendingScroll.set('window', true);
+      agentScrollAt = Date.now();
+      agentScroll = { x: win.scrollX, y: win.scrollY };
+    } else if (t && t.nodeType === 1) {
+      pendingScroll.set(t, true);
+    }
+    if (!scrollTimer) {
+      scrollTimer = setTimeout(guard(function () {
+        scrollTimer = null;
+        pendingScroll.forEach(function (_, key) {
+          if (key === 'window') {
+            appliedScroll = { x: win.scrollX, y: win.scrollY };
+            agentScroll = appliedScroll;
+            agentScrollAt = Date.now();
+            send({ t: 'scroll', x: win.scrollX, y: win.scrollY });
+          } else {
+            var id = idFor(key);
+            if (id !== undefined) send({ t: 'scroll', id: id, x: key.scrollLeft, y: key.scrollTop });
+          }
+        });
+        pendingScroll.clear();
+      }), 60);
+    }
+  });
+
+  function prevent(e) {
+    e.preventDefault();
+  }
+
+  function onFrameReady() {
+    if (frameReady) return;
+    doc = el.frame.contentDocument;
+    if (!doc) return;
+    frameReady = true;
+    doc.addEventListener('mousemove', onMove, true);
+    doc.addEventListener('click', onClick, true);
+    doc.addEventListener('auxclick', onClick, true);
+    doc.addEventListener('pointerdown', onPointerDown, true);
+    doc.addEventListener('beforeinput', onBeforeInput, true);
+    doc.addEventListener('input', onInput, true);
+    doc.addEventListener('change', onInput, true);
+    doc.addEventListener('keydown', onKey, true);
+    doc.addEventListener('scroll', onScroll, { capture: true, passive: true });
+    doc.addEventListener('submit', prevent, true);
+    doc.addEventListener('dragstart', prevent, true);
+    doc.addEventListener('mousedown', guard(function (e) {
+      if (mode !== 'write') e.preventDefault();
+    }), true);
+    var pending = queue;
+    queue = [];
+    pending.forEach(handle);
+  }
+
+  // ------------------------------------------------------------------ init
+
+  function init() {
+    ['join', 'join-form', 'session-id', 'join-button', 'join-error', 'session', 'session-label',
+      'page-url', 'state-pill', 'mode-pill', 'presence', 'control-button', 'exit-button', 'stage',
+      'frame-box', 'frame-scale', 'replica', 'customer-pointer', 'stage-msg', 'ended', 'end-reason',
+      'new-session', 'toasts', 'scale-label'].forEach(function (id) {
+      var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
+      el[key] = $(id);
+    });
+    el.idInput = el.sessionId;
+    var name = $('agent-name');
+    var avatar = $('agent-avatar');
+    if (name && avatar) avatar.textContent = (name.textContent.trim().charAt(0) || '?').toUpperCase();
+    el.frame = el.replica;
+    if (!el.joinForm || !el.frame) return;
+    el.joinForm.addEventListener('submit', onJoin);
+    el.idInput.addEventListener('input', guard(function () {
+      el.joinError.hidden = true;
+      el.idInput.removeAttribute('aria-invalid');
+    }));
+    el.controlButton.addEventListener('click', onControl);
+    el.exitButton.addEventListener('click', onExit);
+    el.newSession.addEventListener('click', onNewSession);
+    window.addEventListener('resize', guard(layout));
+    el.frame.addEventListener('load', guard(onFrameReady));
+    var d = el.frame.contentDocument;
+    if (d && d.readyState === 'complete' && d.location && d.location.href === 'about:srcdoc') onFrameReady();
+    layout();
+    var saved = null;
+    try {
+      saved = sessionStorage.getItem(STORE_KEY);
+    } catch (_) { /* ignore */ }
+    if (saved && /^\d{9}$/.test(saved)) join(saved);
+    else showJoin(null);
+  }
+
+  window.cobrowseViewer = {
+    /** For tests and debugging: the current view state. */
+    state: function () {
+      return { id: sessionId, state: state, mode: mode, customerPresent: customerPresent, ended: ended };
+    }
+  };
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', guard(init));
+  else guard(init)();
+})();

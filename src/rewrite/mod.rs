@@ -118,6 +118,8 @@ struct Doc {
     viewport: Viewport,
     /// Compiled rules (indexes) that apply on this URL.
     active: Vec<usize>,
+    /// The same as a mask over the compiled rules.
+    active_mask: Vec<bool>,
     deps: Deps,
     /// Ids that were password fields at some point on this page.
     sticky: FxHashSet<NodeId>,
@@ -181,8 +183,9 @@ impl Doc {
         }
     }
 
-    /// Element `x`'s own matchable state (attributes, live state, emptiness) changed.
-    fn changed_element(&self, x: Slot, d: &mut Dirty) {
+    /// Element `x`'s own matchable state changed; `keys` name what changed
+    /// (see [`Deps`]). Re-matches only where a selector reads those keys.
+    fn changed_element(&self, x: Slot, keys: &[String], d: &mut Dirty) {
         if !self.is_element(x) {
             return;
         }
@@ -190,18 +193,23 @@ impl Doc {
             d.full = true;
             return;
         }
-        d.subtrees.push(x);
-        if self.deps.nth_of {
+        if Deps::touches(&self.deps.ancestor_keys, keys) {
+            d.subtrees.push(x);
+        } else if Deps::touches(&self.deps.subject_keys, keys) {
+            d.own.push(x);
+        }
+        let nth_of = Deps::touches(&self.deps.nth_of_keys, keys);
+        if nth_of {
             for s in self.sibling_elements(x, false) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.sibling || self.deps.nth_of {
+        if nth_of || Deps::touches(&self.deps.sibling_keys, keys) {
             for s in self.sibling_elements(x, true) {
                 self.push_sibling(s, d);
             }
         }
-        if self.deps.has {
+        if self.deps.has && Deps::touches(&self.deps.has_keys, keys) {
             self.has_ancestors(x, d);
         }
     }
@@ -220,7 +228,7 @@ impl Doc {
             }
         }
         if self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p) != was_empty {
-            self.changed_element(p, d);
+            self.changed_element(p, &["empty".to_string()], d);
         }
         if self.deps.has {
             self.has_ancestors(p, d);
@@ -261,7 +269,7 @@ impl Doc {
                 &self.dom,
                 s,
                 rules,
-                &self.active,
+                &self.active_mask,
                 &mut matcher,
                 &self.sticky,
             );
@@ -453,11 +461,16 @@ impl Doc {
                 self.resend(top, settings, out, clear);
             }
             Op::Attr { id, name, value } => {
+                let old = self
+                    .dom
+                    .slot(id)
+                    .and_then(|s| self.dom.element(s))
+                    .and_then(|e| e.attr(&name))
+                    .map(str::to_string);
                 let s = self.dom.set_attr(id, &name, value.as_deref())?;
-                let lname = name.to_ascii_lowercase();
-                if self.deps.attrs.contains(&lname) {
-                    self.changed_element(s, &mut d);
-                } else if lname == "type" {
+                let keys = changed_keys(&name, old.as_deref(), value.as_deref());
+                self.changed_element(s, &keys, &mut d);
+                if name.eq_ignore_ascii_case("type") {
                     d.own.push(s);
                 }
                 let top = self.update(rules, d);
@@ -481,7 +494,7 @@ impl Doc {
                     .parent(s)
                     .ok_or_else(|| RewriteError::InvalidOp(format!("node {id} has no parent")))?;
                 if flipped && self.deps.empty {
-                    self.changed_element(p, &mut d);
+                    self.changed_element(p, &["empty".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 let pe = parent_eff(&self.dom, p);
@@ -498,8 +511,8 @@ impl Doc {
             }
             Op::Value { id, value, checked } => {
                 let s = self.dom.set_value(id, &value, checked)?;
-                if self.deps.live_state {
-                    self.changed_element(s, &mut d);
+                if self.deps.live_state() {
+                    self.changed_element(s, &["live".to_string()], &mut d);
                 }
                 let top = self.update(rules, d);
                 if !self.under_changed(s) && visible(&self.dom, s) {
@@ -524,6 +537,31 @@ impl Doc {
         }
         Ok(())
     }
+}
+
+/// The invalidation keys an attribute change touches: the attribute itself,
+/// plus each class added or removed, plus the old and new id.
+fn changed_keys(name: &str, old: Option<&str>, new: Option<&str>) -> Vec<String> {
+    let lname = name.to_ascii_lowercase();
+    let mut keys = vec![format!("a:{lname}")];
+    match lname.as_str() {
+        "class" => {
+            let set = |v: Option<&str>| -> FxHashSet<String> {
+                v.unwrap_or("")
+                    .split_ascii_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (o, n) = (set(old), set(new));
+            keys.extend(o.symmetric_difference(&n).map(|c| format!("c:{c}")));
+        }
+        "id" => {
+            keys.extend(old.map(|v| format!("i:{v}")));
+            keys.extend(new.map(|v| format!("i:{v}")));
+        }
+        _ => {}
+    }
+    keys
 }
 
 /// The per-session engine: mirror + rules → agent frames.
@@ -570,6 +608,7 @@ impl Rewriter {
             url: snap.url,
             title: snap.title,
             viewport: snap.viewport,
+            active_mask: self.rules.active_mask(&active),
             active,
             deps,
             sticky,
@@ -617,6 +656,7 @@ impl Rewriter {
             return Vec::new();
         };
         doc.active = rules.active(&doc.url);
+        doc.active_mask = rules.active_mask(&doc.active);
         doc.deps = rules.deps(&doc.active);
         doc.begin();
         let top = doc.update(
@@ -733,5 +773,88 @@ impl Rewriter {
             st.disabled += usize::from(own & O_DISABLE != 0);
         });
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_static<T: Send + 'static>() {}
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn rewriter_can_live_in_a_task_and_rules_can_be_shared() {
+        assert_send_static::<Rewriter>();
+        assert_send_sync::<CompiledRules>();
+        assert_send_sync::<Arc<CompiledRules>>();
+    }
+
+    #[test]
+    fn mutations_before_a_snapshot_and_non_document_roots_are_refused() {
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), Limits::default());
+        assert_eq!(rw.apply(vec![]), Err(RewriteError::NoDocument));
+        assert_eq!(rw.restriction(1), Err(RewriteError::NoDocument));
+        assert!(rw.agent_snapshot().is_none());
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: Node::Text {
+                id: 1,
+                text: "x".into(),
+            },
+        };
+        assert!(matches!(rw.snapshot(snap), Err(RewriteError::InvalidOp(_))));
+    }
+
+    #[test]
+    fn oversized_batches_and_documents_are_refused() {
+        let limits = Limits {
+            max_ops: 1,
+            max_nodes: 3,
+            ..Limits::default()
+        };
+        let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), limits);
+        let doc = Node::Document {
+            id: 1,
+            children: vec![Node::Text {
+                id: 2,
+                text: "a".into(),
+            }],
+        };
+        let snap = Snapshot {
+            url: "/".into(),
+            title: String::new(),
+            viewport: Viewport { w: 1.0, h: 1.0 },
+            root: doc,
+        };
+        rw.snapshot(snap).unwrap();
+        let op = || Op::Text {
+            id: 2,
+            text: "b".into(),
+        };
+        assert!(matches!(
+            rw.apply(vec![op(), op()]),
+            Err(RewriteError::Limit(_))
+        ));
+        let big = Op::Insert {
+            parent: 1,
+            before: None,
+            node: Node::Element {
+                id: 3,
+                tag: "p".into(),
+                ns: None,
+                attrs: Default::default(),
+                children: vec![Node::Text {
+                    id: 4,
+                    text: "c".into(),
+                }],
+                value: None,
+                checked: None,
+            },
+        };
+        assert!(matches!(rw.apply(vec![big]), Err(RewriteError::Limit(_))));
+        assert_eq!(rw.apply(vec![op()]), Ok(vec![op()]));
     }
 }

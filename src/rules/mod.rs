@@ -4,13 +4,38 @@
 //! Raw rules (serde) are compiled once into a [`CompiledRules`] (parsed
 //! selectors, URL matchers); the rewrite engine only ever sees compiled rules.
 //! Invalid input stops here with a message naming the rule and field.
+//!
+//! Rule pack format (`rules/*.yaml`, editor import/export, CLI):
+//!
+//! ```yaml
+//! version: 1                      # required, only 1 exists
+//! settings:                       # optional site settings
+//!   privacy: allow                # allow | mask-inputs | mask-all
+//!   detectors: {card: true, email: false, national_id: false}
+//! rules:
+//!   - selector: "input[type=password]"   # CSS selector list
+//!     action: mask                # mask | block | disable | unmask
+//!     url: "/account/*"           # optional glob: starts with `/` → path
+//!                                 # (+ query if it contains `?`), else full URL
+//!     description: Passwords are never shown
+//!     enabled: true               # optional, default true
+//! ```
+//!
+//! Selectors support type/universal/id/class/attribute selectors (all
+//! operators, `i`/`s` flags), `:not`, `:is`, `:where`, `:has`,
+//! `:first-child`, `:last-child`, `:only-child`, `:nth-child(An+B of S)`,
+//! `:nth-last-child`, `:*-of-type`, `:empty`, `:root`, the four combinators,
+//! and `:checked`, `:disabled`, `:enabled`, `:required`, `:optional`,
+//! `:read-only`, `:read-write`, `:placeholder-shown`, `:link`, `:any-link`.
+//! Anything else (e.g. `:hover`, pseudo-elements) is refused with its
+//! position.
 
 pub mod detect;
 pub mod tooling;
 mod url;
 
 use crate::dom::select::{self, Selectors};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use selectors::parser::{Combinator, Component, Selector};
 use serde::{Deserialize, Serialize};
 
@@ -178,19 +203,27 @@ impl RulePack {
 
 /// What a compiled rule set's selectors depend on, so the engine knows which
 /// document changes can alter which elements match (the invalidation map).
+///
+/// Keys name what a change touches: `c:<class>`, `i:<id>`, `a:<attribute>`
+/// (lowercase), `empty` (`:empty`), `live` (value/checked for `:checked`,
+/// `:placeholder-shown`). Each key set says *where* in a selector the key
+/// appears, which decides which elements a change must re-match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deps {
-    /// Attribute names (lowercase) mentioned anywhere, incl. `id`/`class` and
-    /// the attributes behind pseudo-classes.
-    pub attrs: FxHashSet<String>,
-    /// `:checked` / `:placeholder-shown` read live form state.
-    pub live_state: bool,
+    /// Keys in subject compounds: the changed element itself.
+    pub subject_keys: FxHashSet<String>,
+    /// Keys in compounds reached through `>` or a space: its descendants.
+    pub ancestor_keys: FxHashSet<String>,
+    /// Keys in compounds left of `+`/`~`: its following siblings.
+    pub sibling_keys: FxHashSet<String>,
+    /// Keys inside `:nth-child(An+B of S)`: all its siblings.
+    pub nth_of_keys: FxHashSet<String>,
+    /// Keys inside `:has(...)`: its ancestors (the `:has` anchors).
+    pub has_keys: FxHashSet<String>,
     /// `+` or `~` outside `:has`.
     pub sibling: bool,
     /// Any positional pseudo-class (`:first-child`, `:nth-*`, `:only-*` ...).
     pub nth: bool,
-    /// `:nth-child(An+B of S)`: a sibling's attributes change others' indexes.
-    pub nth_of: bool,
     /// `:empty`.
     pub empty: bool,
     /// `:has(...)` anywhere.
@@ -205,13 +238,25 @@ pub struct Deps {
     pub deep_structural: bool,
 }
 
+/// Where a compound sits relative to the element being matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pos {
+    Subject,
+    Ancestor,
+    Sibling,
+    NthOf,
+    Has,
+}
+
 impl Deps {
     fn merge(&mut self, o: &Deps) {
-        self.attrs.extend(o.attrs.iter().cloned());
-        self.live_state |= o.live_state;
+        self.subject_keys.extend(o.subject_keys.iter().cloned());
+        self.ancestor_keys.extend(o.ancestor_keys.iter().cloned());
+        self.sibling_keys.extend(o.sibling_keys.iter().cloned());
+        self.nth_of_keys.extend(o.nth_of_keys.iter().cloned());
+        self.has_keys.extend(o.has_keys.iter().cloned());
         self.sibling |= o.sibling;
         self.nth |= o.nth;
-        self.nth_of |= o.nth_of;
         self.empty |= o.empty;
         self.has |= o.has;
         self.has_sibling |= o.has_sibling;
@@ -222,82 +267,118 @@ impl Deps {
     fn of_list(list: &Selectors) -> Deps {
         let mut d = Deps::default();
         for s in list.slice() {
-            walk(s, true, false, false, &mut d);
+            walk(s, Pos::Subject, false, &mut d);
         }
         d
     }
+
+    fn keys(&mut self, pos: Pos) -> &mut FxHashSet<String> {
+        match pos {
+            Pos::Subject => &mut self.subject_keys,
+            Pos::Ancestor => &mut self.ancestor_keys,
+            Pos::Sibling => &mut self.sibling_keys,
+            Pos::NthOf => &mut self.nth_of_keys,
+            Pos::Has => &mut self.has_keys,
+        }
+    }
+
+    /// Whether any key of `changed` is in `set`.
+    pub fn touches(set: &FxHashSet<String>, changed: &[String]) -> bool {
+        changed.iter().any(|k| set.contains(k))
+    }
+
+    /// Whether any selector reads live form state.
+    pub fn live_state(&self) -> bool {
+        let l = "live";
+        self.subject_keys.contains(l)
+            || self.ancestor_keys.contains(l)
+            || self.sibling_keys.contains(l)
+            || self.nth_of_keys.contains(l)
+            || self.has_keys.contains(l)
+    }
 }
 
-fn walk(
-    sel: &Selector<select::Impl>,
-    mut subject: bool,
-    mut deep: bool,
-    in_has: bool,
-    d: &mut Deps,
-) {
+fn walk(sel: &Selector<select::Impl>, mut pos: Pos, mut deep: bool, d: &mut Deps) {
+    let in_has = pos == Pos::Has;
     for c in sel.iter_raw_match_order() {
         match c {
-            Component::Combinator(comb) => {
-                subject = false;
-                match comb {
-                    Combinator::Child | Combinator::Descendant => deep = true,
-                    Combinator::NextSibling | Combinator::LaterSibling => {
-                        if in_has {
-                            d.has_sibling = true;
-                        } else {
-                            d.sibling = true;
-                            d.deep_structural |= deep;
-                        }
+            Component::Combinator(comb) => match comb {
+                Combinator::Child | Combinator::Descendant => {
+                    deep = true;
+                    if !in_has {
+                        pos = Pos::Ancestor;
                     }
-                    _ => {}
                 }
+                Combinator::NextSibling | Combinator::LaterSibling => {
+                    if in_has {
+                        d.has_sibling = true;
+                    } else {
+                        d.sibling = true;
+                        d.deep_structural |= deep;
+                        pos = Pos::Sibling;
+                    }
+                }
+                _ => {}
+            },
+            Component::ID(id) => {
+                d.keys(pos).insert(format!("i:{}", id.0));
             }
-            Component::ID(_) => {
-                d.attrs.insert("id".into());
-            }
-            Component::Class(_) => {
-                d.attrs.insert("class".into());
+            Component::Class(c) => {
+                d.keys(pos).insert(format!("c:{}", c.0));
             }
             Component::AttributeInNoNamespaceExists {
                 local_name_lower, ..
             } => {
-                d.attrs.insert(local_name_lower.0.to_ascii_lowercase());
+                d.keys(pos)
+                    .insert(format!("a:{}", local_name_lower.0.to_ascii_lowercase()));
             }
             Component::AttributeInNoNamespace { local_name, .. } => {
-                d.attrs.insert(local_name.0.to_ascii_lowercase());
+                d.keys(pos)
+                    .insert(format!("a:{}", local_name.0.to_ascii_lowercase()));
             }
             Component::AttributeOther(a) => {
-                d.attrs.insert(a.local_name_lower.0.to_ascii_lowercase());
+                d.keys(pos)
+                    .insert(format!("a:{}", a.local_name_lower.0.to_ascii_lowercase()));
             }
-            Component::Empty => d.empty = true,
+            Component::Empty => {
+                d.empty = true;
+                d.keys(pos).insert("empty".into());
+            }
             Component::Nth(_) => {
                 d.nth = true;
                 d.deep_structural |= deep && !in_has;
             }
             Component::NthOf(data) => {
                 d.nth = true;
-                d.nth_of = true;
                 d.deep_structural |= deep && !in_has;
+                // S decides whether the element itself counts (its own
+                // position) and the indexes of its siblings (NthOf)
                 for s in data.selectors() {
-                    walk(s, subject, deep, in_has, d);
+                    walk(s, pos, deep, d);
+                    if !in_has {
+                        walk(s, Pos::NthOf, deep, d);
+                    }
                 }
             }
             Component::NonTSPseudoClass(pc) => {
-                d.attrs.extend(pc.attr_deps().iter().map(|a| a.to_string()));
-                d.live_state |= pc.depends_on_live_state();
+                let keys = d.keys(pos);
+                keys.extend(pc.attr_deps().iter().map(|a| format!("a:{a}")));
+                if pc.depends_on_live_state() {
+                    keys.insert("live".into());
+                }
             }
             Component::Negation(list) | Component::Is(list) | Component::Where(list) => {
                 for s in list.slice() {
-                    walk(s, subject, deep, in_has, d);
+                    walk(s, pos, deep, d);
                 }
             }
             Component::Has(rels) => {
                 d.has = true;
-                if !subject || in_has {
+                if pos != Pos::Subject {
                     d.has_nonsubject = true;
                 }
                 for r in rels.iter() {
-                    walk(&r.selector, false, deep, true, d);
+                    walk(&r.selector, Pos::Has, deep, d);
                 }
             }
             _ => {}
@@ -324,6 +405,41 @@ impl CompiledRule {
     }
 }
 
+/// A reference to one selector of one compiled rule: (rule, selector).
+pub type SelectorRef = (u32, u32);
+
+/// Selectors bucketed by the rightmost compound's id, else class, else tag
+/// (the Servo/Stylo technique): an element only tries the selectors of its
+/// own id, classes and tag plus the universal ones.
+#[derive(Debug, Clone, Default)]
+pub struct Buckets {
+    pub by_id: FxHashMap<String, Vec<SelectorRef>>,
+    pub by_class: FxHashMap<String, Vec<SelectorRef>>,
+    /// Keyed by lowercase local name.
+    pub by_tag: FxHashMap<String, Vec<SelectorRef>>,
+    pub universal: Vec<SelectorRef>,
+}
+
+impl Buckets {
+    fn add(&mut self, r: SelectorRef, sel: &Selector<select::Impl>) {
+        let (mut id, mut class, mut tag) = (None, None, None);
+        for c in sel.iter() {
+            match c {
+                Component::ID(i) => id = Some(i.0.clone()),
+                Component::Class(k) => class = class.or(Some(k.0.clone())),
+                Component::LocalName(l) => tag = Some(l.lower_name.0.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        match (id, class, tag) {
+            (Some(i), _, _) => self.by_id.entry(i).or_default().push(r),
+            (None, Some(c), _) => self.by_class.entry(c).or_default().push(r),
+            (None, None, Some(t)) => self.by_tag.entry(t).or_default().push(r),
+            _ => self.universal.push(r),
+        }
+    }
+}
+
 /// A compiled rule set: parsed selectors and URL matchers, ready for
 /// matching. Immutable and shared (`Arc`) between sessions.
 #[derive(Debug, Clone, Default)]
@@ -332,6 +448,7 @@ pub struct CompiledRules {
     pub rules: Vec<Rule>,
     pub settings: SiteSettings,
     compiled: Vec<CompiledRule>,
+    buckets: Buckets,
 }
 
 fn compile_rule(index: usize, rule: &Rule) -> Result<CompiledRule, Vec<RuleError>> {
@@ -391,10 +508,17 @@ impl CompiledRules {
                 Err(mut errs) => return Err(errs.remove(0)),
             }
         }
+        let mut buckets = Buckets::default();
+        for (ri, r) in compiled.iter().enumerate() {
+            for (si, sel) in r.selectors.slice().iter().enumerate() {
+                buckets.add((ri as u32, si as u32), sel);
+            }
+        }
         Ok(CompiledRules {
             rules: rules.to_vec(),
             settings,
             compiled,
+            buckets,
         })
     }
 
@@ -427,6 +551,22 @@ impl CompiledRules {
             .filter(|(_, r)| r.applies_to(url))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// The selector buckets of the enabled rules.
+    pub fn buckets(&self) -> &Buckets {
+        &self.buckets
+    }
+
+    /// A membership mask (by compiled index) of a list of active rules.
+    pub fn active_mask(&self, active: &[usize]) -> Vec<bool> {
+        let mut m = vec![false; self.compiled.len()];
+        for &i in active {
+            if let Some(x) = m.get_mut(i) {
+                *x = true;
+            }
+        }
+        m
     }
 
     /// Merged dependencies of a set of active rules.
@@ -498,14 +638,20 @@ mod tests {
     fn deps_classify_structural_selectors() {
         let d = |s: &str| Deps::of_list(&select::parse(s).unwrap());
         let a = d(".a + .b");
-        assert!(a.sibling && !a.deep_structural && a.attrs.contains("class"));
+        assert!(a.sibling && !a.deep_structural);
+        assert!(a.sibling_keys.contains("c:a") && a.subject_keys.contains("c:b"));
+        let b = d(".x .y + #z");
+        assert!(b.ancestor_keys.contains("c:x") && b.sibling_keys.contains("c:y"));
+        assert!(b.subject_keys.contains("i:z") && !b.sibling_keys.contains("c:x"));
+        assert!(d("li:nth-child(odd of .a)").nth_of_keys.contains("c:a"));
+        assert!(d("div:has(> [data-k])").has_keys.contains("a:data-k"));
         assert!(d(".a + .b span").deep_structural);
         assert!(d("li:nth-child(2) span").deep_structural);
         assert!(!d("li:first-child").deep_structural);
         assert!(d("form:has(input)").has && !d("form:has(input)").has_nonsubject);
         assert!(d("form:has(input) span").has_nonsubject);
         assert!(d("p:empty").empty);
-        assert!(d("input:checked").live_state);
-        assert!(d("[data-x~=y]").attrs.contains("data-x"));
+        assert!(d("input:checked").live_state());
+        assert!(d("[data-x~=y]").subject_keys.contains("a:data-x"));
     }
 }

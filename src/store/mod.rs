@@ -6,6 +6,7 @@
 //! and published rule sets), [`history`] (session history and audit log).
 //! Everything uses runtime `query`/`query_as`; no compile-time database.
 
+pub mod editor;
 pub mod history;
 pub mod rulesets;
 pub mod sites;

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// Failed logins in a row before the account is locked.
 pub const MAX_FAILED_LOGINS: i64 = 5;
 /// How long a locked account stays locked, in seconds.
-pub const LOCKOUT_SECS: i64 = 300;
+pub const LOCKOUT_SECS: i64 = 15 * 60;
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 8;
 

@@ -163,9 +163,12 @@ pub struct LoginForm {
 pub async fn login_submit(
     State(state): State<AppState>,
     session: Session,
+    extensions: axum::http::Extensions,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let next = safe_next(&form.next).to_owned();
+    // Admin editor hook: per-address / per-name rate limit (see web::admin::login_guard).
+    let address = super::admin::login_guard::client_address(&extensions);
     let again = |status: StatusCode, csrf: String, error: String| {
         let page = LoginPage {
             next: next.clone(),
@@ -183,13 +186,26 @@ pub async fn login_submit(
             "The form expired. Please sign in again.".into(),
         ));
     }
+    if let Err(wait) = state.login_guard.check(&address, form.name.trim()) {
+        let csrf = csrf_token(&session).await?;
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            csrf,
+            format!("Too many failed sign-in attempts from your address. Try again in {minutes} minute(s)."),
+        ));
+    }
     let outcome = state
         .store
         .verify_login(form.name.trim(), &form.password)
         .await?;
     let csrf = csrf_token(&session).await?;
+    if matches!(outcome, LoginOutcome::Invalid | LoginOutcome::Locked { .. }) {
+        state.login_guard.failed(&address, form.name.trim());
+    }
     match outcome {
         LoginOutcome::Ok(user) => {
+            state.login_guard.succeeded(&address, form.name.trim());
             session.cycle_id().await?;
             session.insert(USER_KEY, user.id).await?;
             session
@@ -206,7 +222,10 @@ pub async fn login_submit(
         LoginOutcome::Locked { .. } => Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             csrf,
-            "Too many failed attempts: this account is locked for a few minutes.".into(),
+            format!(
+                "Too many failed attempts: this account is locked for {} minutes.",
+                crate::store::users::LOCKOUT_SECS / 60
+            ),
         )),
         LoginOutcome::Disabled => Ok(again(
             StatusCode::FORBIDDEN,

@@ -4,6 +4,7 @@
 //! `auth` (login, CSRF, pages needing a user), `ws` (WebSocket upgrades),
 //! `assets` (embedded static files), `error` (the one error type).
 
+pub mod admin;
 mod api;
 mod assets;
 pub mod auth;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub registry: SessionRegistry,
+    /// Failed sign-in counters per address (admin editor's login hook).
+    pub login_guard: admin::login_guard::LoginGuard,
 }
 
 /// Open the database, run migrations and the first-start bootstrap, and build
@@ -75,6 +78,7 @@ pub async fn build_state(config: Config) -> Result<(AppState, Bootstrap), WebErr
             config: Arc::new(config),
             store,
             registry,
+            login_guard: Default::default(),
         },
         boot,
     ))
@@ -109,6 +113,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/customer/{id}", get(ws::customer))
         .route("/ws/agent/{id}", get(ws::agent))
         .merge(assets::routes())
+        .merge(admin::routes())
         .with_state(state)
         .layer(sessions)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -137,7 +142,9 @@ where
             .continuously_delete_expired(std::time::Duration::from_secs(3600)),
     );
     let router = app(state);
-    let result = axum::serve(listener, router)
+    // Client addresses feed the login rate limit (admin editor).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending live sessions");
