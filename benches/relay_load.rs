@@ -5,7 +5,8 @@
 //! Reports customer→agent latency percentiles and total throughput, plus the
 //! agent→customer pointer latency. Bounded in count and time; loopback only.
 //!
-//! Run: `cargo bench --bench relay_load` (env `SESSIONS`, `BATCHES`, `ITEMS`).
+//! Run: `cargo bench --bench relay_load` (env `SESSIONS`, `BATCHES`, `ITEMS`,
+//! `RATE` = batches per second per session, 0 = unpaced).
 
 use cobrowse::config::{Config, QueueLimits, Timeouts};
 use cobrowse::protocol::Limits;
@@ -93,14 +94,16 @@ fn main() {
     let sessions = env_usize("SESSIONS", if quick { 2 } else { 50 });
     let batches = env_usize("BATCHES", if quick { 5 } else { 200 });
     let items = env_usize("ITEMS", if quick { 50 } else { 1000 }) as u64;
+    // Batches per second per session; 0 sends as fast as the socket takes them.
+    let rate = env_usize("RATE", 0) as u64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(sessions, batches, items));
+    rt.block_on(run(sessions, batches, items, rate));
 }
 
-async fn run(sessions: usize, batches: usize, items: u64) {
+async fn run(sessions: usize, batches: usize, items: u64, rate: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -181,7 +184,12 @@ async fn run(sessions: usize, batches: usize, items: u64) {
         tasks.push(tokio::spawn(async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
             let sender = tokio::spawn(async move {
+                let mut tick = (rate > 0)
+                    .then(|| tokio::time::interval(Duration::from_micros(1_000_000 / rate)));
                 for b in 0..batches as u64 {
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
+                    }
                     let ops: Vec<Value> = (0..10u64)
                         .map(|k| {
                             json!({"op": "text", "id": 101 + ((b * 10 + k) % items) * 2,
@@ -226,7 +234,8 @@ async fn run(sessions: usize, batches: usize, items: u64) {
     pointers.sort();
     let total = all.len();
     println!(
-        "relay load: {sessions} sessions x {batches} batches of 10 ops, page of {items} items"
+        "relay load: {sessions} sessions x {batches} batches of 10 ops, page of {items} items, rate {}",
+        if rate == 0 { "unpaced".to_string() } else { format!("{rate}/s per session") }
     );
     println!(
         "  batches delivered: {total} in {:.2?} -> {:.0} batches/s, {:.0} ops/s",
