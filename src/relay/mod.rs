@@ -327,6 +327,92 @@ pub async fn run_agent<S, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::store::Store;
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::sync::mpsc;
+
+    /// A "socket" made of two channels, to drive the loops without a network.
+    struct ChanSocket {
+        rx: mpsc::UnboundedReceiver<Message>,
+        tx: mpsc::UnboundedSender<Message>,
+    }
+
+    impl Stream for ChanSocket {
+        type Item = Result<Message, Infallible>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.rx.poll_recv(cx).map(|m| m.map(Ok))
+        }
+    }
+
+    impl Sink<Message> for ChanSocket {
+        type Error = Infallible;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Infallible> {
+            let _ = self.tx.send(item);
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn next_json(rx: &mut mpsc::UnboundedReceiver<Message>) -> serde_json::Value {
+        match rx.recv().await {
+            Some(Message::Text(t)) => serde_json::from_str(t.as_str()).unwrap(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn customer_loop_runs_over_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        store.bootstrap("http://127.0.0.1:1").await.unwrap();
+        let config = Config::default();
+        let registry = SessionRegistry::new(store.clone(), &config);
+        let site = store.site_by_key("demo").await.unwrap().unwrap();
+        let created = registry
+            .create(&site, "http://127.0.0.1:1/demo/", None)
+            .await
+            .unwrap();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        let cfg = RelayConfig {
+            limits: config.limits,
+            queues: config.queues,
+        };
+        let task = tokio::spawn(run_customer(
+            registry.clone(),
+            cfg,
+            ChanSocket {
+                rx: in_rx,
+                tx: out_tx,
+            },
+            created.id.clone(),
+            created.token.clone(),
+            None,
+        ));
+        assert_eq!(next_json(&mut out_rx).await["t"], "session");
+        assert_eq!(next_json(&mut out_rx).await["t"], "rules");
+        in_tx.send(Message::Text("{oops".into())).unwrap();
+        assert_eq!(next_json(&mut out_rx).await["code"], "malformed");
+        in_tx.send(Message::Text(r#"{"t":"end"}"#.into())).unwrap();
+        assert_eq!(
+            next_json(&mut out_rx).await,
+            serde_json::json!({"t": "ended", "reason": "customer_exit"})
+        );
+        assert!(matches!(out_rx.recv().await, Some(Message::Close(_))));
+        task.await.unwrap();
+        assert!(registry.info(&created.id).is_none());
+    }
 
     #[test]
     fn rate_limit_counts_per_window() {

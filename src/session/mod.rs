@@ -11,7 +11,7 @@
 mod actor;
 pub mod outbox;
 
-use crate::config::{Config, QueueLimits, Timeouts};
+use crate::config::{Config, Timeouts};
 use crate::protocol::{AgentMsg, CustomerMsg, Limits, Mode, SessionState};
 use crate::rules::{CompiledRules, RuleError};
 use crate::store::{Site, Store, StoreError};
@@ -341,11 +341,6 @@ impl SessionRegistry {
         }
     }
 
-    /// Queue bounds are per connection; exposed for the relay.
-    pub fn queue_limits(config: &Config) -> QueueLimits {
-        config.queues
-    }
-
     /// The compiled published rules of a site (cached per version).
     pub async fn rules_for(&self, site_id: i64) -> Result<Arc<CompiledRules>, SessionError> {
         let store = &self.inner.store;
@@ -568,11 +563,11 @@ impl SessionRegistry {
                 tx,
             }),
             Err(e) => {
-                if matches!(e, SessionError::SessionTaken) {
-                    let mut st = self.inner.lock();
-                    if st.agents.get(&user_id).map(String::as_str) == Some(id) {
-                        st.agents.remove(&user_id);
-                    }
+                // Refused (taken) or gone: this agent is not in `id`, so the
+                // reservation must not make them look busy.
+                let mut st = self.inner.lock();
+                if st.agents.get(&user_id).map(String::as_str) == Some(id) {
+                    st.agents.remove(&user_id);
                 }
                 Err(e)
             }
@@ -596,6 +591,11 @@ impl SessionRegistry {
     /// The site id of a live session.
     pub fn site_of(&self, id: &str) -> Option<i64> {
         self.inner.lock().live.get(id).map(|h| h.site_id)
+    }
+
+    /// The site key of a live session.
+    pub fn site_key_of(&self, id: &str) -> Option<String> {
+        self.inner.lock().live.get(id).map(|h| h.site_key.clone())
     }
 
     /// Number of live sessions.

@@ -3,7 +3,7 @@
 //! the contact-centre integration ends sessions or whole interactions.
 
 use super::auth::{api_caller, current_user, ApiCaller};
-use super::{AppState, WebError};
+use super::{own_origins, AppState, WebError, DEMO_SITE};
 use crate::session::EndReason;
 use crate::store::normalize_origin;
 use axum::extract::rejection::JsonRejection;
@@ -48,7 +48,7 @@ pub async fn create_session(
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Response {
     let origin = origin_of(&headers).map(str::to_owned);
-    match create_inner(&state, origin.as_deref(), body).await {
+    match create_inner(&state, origin.as_deref(), &headers, body).await {
         // CORS headers only for an allowed origin (checked inside).
         Ok((resp, allowed)) => with_cors(resp, if allowed { origin.as_deref() } else { None }),
         Err(e) => e.into_response(),
@@ -58,6 +58,7 @@ pub async fn create_session(
 async fn create_inner(
     state: &AppState,
     origin: Option<&str>,
+    headers: &HeaderMap,
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Result<(Response, bool), WebError> {
     let Json(req) = body.map_err(|e| WebError::BadRequest(e.body_text()))?;
@@ -82,9 +83,12 @@ async fn create_inner(
         .ok_or_else(|| WebError::NotFound(format!("unknown site `{}`", req.site)))?;
     let allowed = match origin {
         Some(o) => {
-            let ok = normalize_origin(o)
-                .map(|n| site.origins.contains(&n))
-                .unwrap_or(false);
+            // The demo pages are served by this server at whatever host name
+            // it is reached by: same-origin is allowed for the demo site.
+            let ok = normalize_origin(o).is_ok_and(|n| {
+                site.origins.contains(&n)
+                    || (site.key == DEMO_SITE && own_origins(&state.config, headers).contains(&n))
+            });
             if !ok {
                 return Err(WebError::Forbidden(format!(
                     "origin {o} is not allowed for site `{}`",

@@ -26,8 +26,29 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
+
+/// The key of the built-in demo site, whose pages this server itself serves.
+pub const DEMO_SITE: &str = "demo";
+
+/// The origins this server is reached at for this request: the public URL's
+/// and the `Host` header's (http and https). Pages served by the server itself
+/// (demo shop, agent viewer) have one of these origins.
+pub fn own_origins(config: &Config, headers: &axum::http::HeaderMap) -> Vec<String> {
+    let mut out: Vec<String> = crate::store::normalize_origin(&config.public_url)
+        .into_iter()
+        .collect();
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        for scheme in ["http", "https"] {
+            if let Ok(o) = crate::store::normalize_origin(&format!("{scheme}://{host}")) {
+                out.push(o);
+            }
+        }
+    }
+    out
+}
 
 /// Largest accepted HTTP request body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -100,7 +121,12 @@ pub fn app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // Path only: query strings carry customer tokens and must not be logged.
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
 }
 
 /// Serve on a bound listener until `shutdown` resolves; then every live
@@ -110,42 +136,59 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let registry = state.registry.clone();
+    // Expired login sessions are deleted hourly while the server runs.
+    let cleanup = tokio::spawn(
+        SqliteStore::new(state.store.pool().clone())
+            .continuously_delete_expired(std::time::Duration::from_secs(3600)),
+    );
     let router = app(state);
     // Client addresses feed the login rate limit (admin editor).
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending live sessions");
             registry.shutdown().await;
         })
-        .await
+        .await;
+    cleanup.abort();
+    result
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed
+/// when this function is called (before the server says it is listening), so
+/// a signal arriving right after start-up is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                (int, term) => {
+                    if let Err(e) = int.as_ref().and(term.as_ref()) {
+                        tracing::error!(error = %e, "cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C");
+                    }
+                    if tokio::signal::ctrl_c().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }

@@ -249,3 +249,192 @@ async fn serve_rejects_bad_configuration_clearly() {
     // spawn_app is not needed here, but keep the helper linked for this module.
     let _ = spawn_app;
 }
+
+#[tokio::test]
+async fn rules_check_apply_and_test_work_on_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unused.db");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let default = format!("{root}/rules/default.yaml");
+    let o = cobrowse(&db, &["rules", "check", &default], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok, 2 rule(s)"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nrules:\n  - selector: \"input[[[\"\n    action: mask\n  - selector: \"p\"\n    action: mask\n    url: \"[\"\n",
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "check", bad.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("2 error(s)"), "{err}");
+    assert!(err.contains("rule 0"), "{err}");
+    assert!(err.contains("rule 1"), "{err}");
+
+    let page = dir.path().join("page.html");
+    std::fs::write(
+        &page,
+        "<html><body><form><input type=password value=hunter2><button>Pay</button></form></body></html>",
+    )
+    .unwrap();
+    let o = cobrowse(
+        &db,
+        &[
+            "rules",
+            "apply",
+            &default,
+            page.to_str().unwrap(),
+            "--url",
+            "https://shop.example/pay",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = stdout(&o);
+    assert!(!html.contains("hunter2"), "{html}");
+    assert!(html.contains("data-cobrowse-masked"), "{html}");
+    assert!(html.contains("data-cobrowse-disabled"), "{html}");
+
+    let o = cobrowse(
+        &db,
+        &["rules", "test", &format!("{root}/rules/tests")],
+        None,
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("0 failed"));
+    // A failing case makes the command fail.
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    std::fs::write(
+        cases.join("wrong.yaml"),
+        format!(
+            "rules: {default}\nhtml: \"<p class=x>hi</p>\"\nurl: \"https://a.example/\"\nexpect:\n  masked: [\"p.x\"]\n"
+        ),
+    )
+    .unwrap();
+    let o = cobrowse(&db, &["rules", "test", cases.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("FAIL  wrong.yaml"), "{}", stdout(&o));
+    assert!(!db.exists(), "offline commands do not create a database");
+}
+
+/// Read the child's stdout until a line contains `needle`; returns that line.
+fn read_until(out: &mut impl std::io::BufRead, needle: &str, seen: &mut String) -> String {
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).expect("read stdout");
+        assert!(n > 0, "stdout closed before `{needle}`; got:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_prints_the_admin_password_once_and_stops_on_sigterm() {
+    use crate::common::{WsClient, SOON};
+    use std::io::BufReader;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_cobrowse"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--waiting-timeout",
+                "10m",
+            ])
+            .arg("--db")
+            .arg(&db)
+            .env_remove("COBROWSE_LISTEN")
+            .env_remove("COBROWSE_PUBLIC_URL")
+            .env_remove("COBROWSE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve")
+    };
+    let mut child = start();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let pw = read_until(&mut out, "password:", &mut seen);
+    assert_eq!(pw.trim().trim_start_matches("password:").trim().len(), 20);
+    let line = read_until(&mut out, "listening on", &mut seen);
+    let base = line.split_whitespace().nth(3).expect("url").to_owned();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+        "{base}"
+    );
+
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let v: serde_json::Value = http
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&serde_json::json!({"site": "demo", "url": format!("{base}/demo/")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws = base.replace("http://", "ws://");
+    let mut c = WsClient::connect(
+        &format!(
+            "{ws}/ws/customer/{}?token={}",
+            v["id"].as_str().unwrap(),
+            v["token"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    c.recv_type("rules").await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(c.recv_ended().await, "server_shutdown");
+    c.expect_closed(SOON).await;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let store = cobrowse::store::Store::open(&db).await.unwrap();
+    let row = store
+        .history_of(v["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.end_reason.as_deref(), Some("server_shutdown"));
+
+    // A restart prints no password: the admin exists already.
+    let mut child = start();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    read_until(&mut out, "listening on", &mut seen);
+    assert!(!seen.contains("password"), "{seen}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -202,3 +202,51 @@ async fn first_start_creates_admin_and_demo_site_with_default_rules() {
     assert!(again.admin_password.is_none() && again.demo_api_key.is_none());
     let _ = SOON;
 }
+
+#[tokio::test]
+async fn demo_site_accepts_the_servers_own_origin_under_any_host_name() {
+    let app = spawn_app().await;
+    app.state
+        .store
+        .create_site("other", "", &["https://other.example".to_owned()], "test")
+        .await
+        .unwrap();
+    let host = format!("localhost:{}", app.addr.port());
+    let origin = format!("http://{host}");
+    let post = |site: &str| {
+        app.http
+            .post(format!("{origin}/api/v1/sessions"))
+            .header("origin", &origin)
+            .json(&json!({"site": site, "url": format!("{origin}/demo/")}))
+            .send()
+    };
+    let r = post("demo").await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let v: Value = r.json().await.unwrap();
+    // Other sites only accept their configured origins.
+    assert_eq!(post("other").await.unwrap().status(), 403);
+
+    // The customer socket from that same origin is accepted for the demo site.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!(
+        "ws://{host}/ws/customer/{}?token={}",
+        v["id"].as_str().unwrap(),
+        v["token"].as_str().unwrap()
+    );
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut c = crate::common::WsClient::from_stream(ws);
+    assert_eq!(c.recv_type("session").await["state"], "waiting");
+
+    // A foreign page origin is refused on the customer socket.
+    let (id, token) = app.create_session().await;
+    let url = format!("{}/ws/customer/{id}?token={token}", app.ws_base);
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut c = crate::common::WsClient::from_stream(ws);
+    assert_eq!(c.recv_error_code().await, "origin_not_allowed");
+    let _ = SOON;
+}

@@ -287,6 +287,10 @@ async fn second_agent_is_refused_and_busy_agent_too() {
         app.state.registry.info(&id2).unwrap().state,
         cobrowse::protocol::SessionState::Waiting
     );
+    // agent2's refusal left nothing behind: agent2 is free to take id2.
+    let mut a2 = app.agent_with(&id2, &app.agent2_token).await;
+    assert_eq!(a2.recv_type("session").await["state"], "active");
+    assert_eq!(c2.recv_type("agent").await["name"], "agent2");
 }
 
 #[tokio::test]
@@ -464,4 +468,57 @@ async fn rule_publish_reaches_live_sessions() {
         .recv_until(|m| m["t"] == "rules" && m["block"][0] == ".secret", SOON)
         .await;
     assert_eq!(cue["mask"], json!([]));
+}
+
+#[tokio::test]
+async fn masked_values_never_reach_the_agent_and_actions_are_policed() {
+    let app = spawn_app().await;
+    let (_id, _t, mut c, mut a) = app.active_session().await;
+    // A password value typed on the customer side.
+    c.send(json!({"t": "mutations", "ops": [{"op": "value", "id": 8, "value": "hunter2"}]}))
+        .await;
+    let m = a.recv_type("mutations").await;
+    assert!(!m.to_string().contains("hunter2"), "{m}");
+    // A submit button inserted later is disabled for the agent.
+    c.send(
+        json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null,
+        "node": {"id": 20, "type": "element", "tag": "button", "attrs": {"type": "submit"},
+                 "children": [{"id": 21, "type": "text", "text": "Pay"}]}}]}),
+    )
+    .await;
+    let m = a.recv_type("mutations").await;
+    assert!(m.to_string().contains("data-cobrowse-disabled"), "{m}");
+    // A new snapshot carrying the value: still masked.
+    let mut snap = sample_snapshot("again");
+    snap["root"]["children"][1]["children"][0]["children"][2]["value"] = json!("hunter2");
+    c.send(snap).await;
+    let s = a.recv_type("snapshot").await;
+    assert!(!s.to_string().contains("hunter2"), "{s}");
+
+    a.send(json!({"t": "control", "request": true})).await;
+    c.recv_type("control").await;
+    c.send(json!({"t": "control", "grant": true})).await;
+    a.recv_type("mode").await;
+    a.send(json!({"t": "input", "id": 8, "value": "x"})).await;
+    assert_eq!(
+        a.recv_type("denied").await,
+        json!({"t": "denied", "action": "input", "reason": "masked"})
+    );
+    c.send(json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null,
+        "node": {"id": 30, "type": "element", "tag": "button", "attrs": {"type": "submit"}, "children": []}}]}))
+        .await;
+    a.recv_type("mutations").await;
+    a.send(json!({"t": "click", "id": 30})).await;
+    assert_eq!(
+        a.recv_type("denied").await,
+        json!({"t": "denied", "action": "click", "reason": "disabled"})
+    );
+    a.send(json!({"t": "click", "id": 999})).await;
+    assert_eq!(a.recv_type("denied").await["reason"], "unknown_target");
+    // The plain text field is fine.
+    a.send(json!({"t": "input", "id": 7, "value": "ok"})).await;
+    assert_eq!(
+        c.recv_type("input").await,
+        json!({"t": "input", "id": 7, "value": "ok"})
+    );
 }
