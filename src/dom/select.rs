@@ -319,6 +319,29 @@ impl Matcher {
     }
 }
 
+impl Matcher {
+    /// Whether element `slot` matches one selector of a list.
+    pub fn matches_one(
+        &mut self,
+        dom: &Dom,
+        slot: Slot,
+        sel: &selectors::parser::Selector<Impl>,
+    ) -> bool {
+        if dom.element(slot).is_none() {
+            return false;
+        }
+        let mut ctx = MatchingContext::new(
+            MatchingMode::Normal,
+            None,
+            &mut self.caches,
+            QuirksMode::NoQuirks,
+            NeedsSelectorFlags::No,
+            MatchingForInvalidation::No,
+        );
+        selectors::matching::matches_selector(sel, 0, None, &El { dom, slot }, &mut ctx)
+    }
+}
+
 /// A mirror element as seen by the `selectors` crate.
 #[derive(Clone, Copy)]
 pub struct El<'a> {

@@ -118,6 +118,8 @@ struct Doc {
     viewport: Viewport,
     /// Compiled rules (indexes) that apply on this URL.
     active: Vec<usize>,
+    /// The same as a mask over the compiled rules.
+    active_mask: Vec<bool>,
     deps: Deps,
     /// Ids that were password fields at some point on this page.
     sticky: FxHashSet<NodeId>,
@@ -267,7 +269,7 @@ impl Doc {
                 &self.dom,
                 s,
                 rules,
-                &self.active,
+                &self.active_mask,
                 &mut matcher,
                 &self.sticky,
             );
@@ -606,6 +608,7 @@ impl Rewriter {
             url: snap.url,
             title: snap.title,
             viewport: snap.viewport,
+            active_mask: self.rules.active_mask(&active),
             active,
             deps,
             sticky,
@@ -653,6 +656,7 @@ impl Rewriter {
             return Vec::new();
         };
         doc.active = rules.active(&doc.url);
+        doc.active_mask = rules.active_mask(&doc.active);
         doc.deps = rules.deps(&doc.active);
         doc.begin();
         let top = doc.update(
@@ -796,7 +800,10 @@ mod tests {
             url: "/".into(),
             title: String::new(),
             viewport: Viewport { w: 1.0, h: 1.0 },
-            root: Node::Text { id: 1, text: "x".into() },
+            root: Node::Text {
+                id: 1,
+                text: "x".into(),
+            },
         };
         assert!(matches!(rw.snapshot(snap), Err(RewriteError::InvalidOp(_))));
     }
@@ -811,7 +818,10 @@ mod tests {
         let mut rw = Rewriter::new(Arc::new(CompiledRules::default()), limits);
         let doc = Node::Document {
             id: 1,
-            children: vec![Node::Text { id: 2, text: "a".into() }],
+            children: vec![Node::Text {
+                id: 2,
+                text: "a".into(),
+            }],
         };
         let snap = Snapshot {
             url: "/".into(),
@@ -820,8 +830,14 @@ mod tests {
             root: doc,
         };
         rw.snapshot(snap).unwrap();
-        let op = || Op::Text { id: 2, text: "b".into() };
-        assert!(matches!(rw.apply(vec![op(), op()]), Err(RewriteError::Limit(_))));
+        let op = || Op::Text {
+            id: 2,
+            text: "b".into(),
+        };
+        assert!(matches!(
+            rw.apply(vec![op(), op()]),
+            Err(RewriteError::Limit(_))
+        ));
         let big = Op::Insert {
             parent: 1,
             before: None,
@@ -830,7 +846,10 @@ mod tests {
                 tag: "p".into(),
                 ns: None,
                 attrs: Default::default(),
-                children: vec![Node::Text { id: 4, text: "c".into() }],
+                children: vec![Node::Text {
+                    id: 4,
+                    text: "c".into(),
+                }],
                 value: None,
                 checked: None,
             },

@@ -16,7 +16,7 @@ use crate::dom::select::Matcher;
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
 use crate::protocol::{Node, NodeId};
 use crate::rules::detect::{mask_chars, redact};
-use crate::rules::{Action, CompiledRules, PrivacyLevel, SiteSettings};
+use crate::rules::{Action, CompiledRules, PrivacyLevel, SelectorRef, SiteSettings};
 use rustc_hash::FxHashSet;
 use std::collections::BTreeMap;
 
@@ -68,13 +68,15 @@ fn is_form_control(e: &ElementData) -> bool {
 }
 
 /// Which active rules match element `slot` itself, plus the sticky password
-/// flag and the form-control flag. `sticky` holds ids that were ever
-/// password fields on this page.
+/// flag and the form-control flag. `active` is a mask over
+/// [`CompiledRules::compiled`]; `sticky` holds ids that were ever password
+/// fields on this page. Only the selectors bucketed under the element's id,
+/// classes and tag (plus the universal ones) are tried.
 pub fn own_bits(
     dom: &Dom,
     slot: Slot,
     rules: &CompiledRules,
-    active: &[usize],
+    active: &[bool],
     matcher: &mut Matcher,
     sticky: &FxHashSet<NodeId>,
 ) -> u8 {
@@ -82,11 +84,39 @@ pub fn own_bits(
     let Some(e) = n.element() else { return 0 };
     let mut bits = 0;
     let compiled = rules.compiled();
-    for &i in active {
-        let Some(r) = compiled.get(i) else { continue };
-        let bit = action_bit(r.action);
-        if bits & bit == 0 && matcher.matches(dom, slot, &r.selectors) {
-            bits |= bit;
+    let b = rules.buckets();
+    let mut try_refs = |refs: &[SelectorRef], bits: &mut u8| {
+        for &(ri, si) in refs {
+            let ri = ri as usize;
+            if !active.get(ri).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(r) = compiled.get(ri) else { continue };
+            let bit = action_bit(r.action);
+            if *bits & bit != 0 {
+                continue;
+            }
+            if let Some(sel) = r.selectors.slice().get(si as usize) {
+                if matcher.matches_one(dom, slot, sel) {
+                    *bits |= bit;
+                }
+            }
+        }
+    };
+    try_refs(&b.universal, &mut bits);
+    if let Some(refs) = b.by_tag.get(e.tag.to_ascii_lowercase().as_str()) {
+        try_refs(refs, &mut bits);
+    }
+    if let Some(id) = e.attr("id") {
+        if let Some(refs) = b.by_id.get(id) {
+            try_refs(refs, &mut bits);
+        }
+    }
+    if let Some(classes) = e.attr("class") {
+        for c in classes.split_ascii_whitespace() {
+            if let Some(refs) = b.by_class.get(c) {
+                try_refs(refs, &mut bits);
+            }
         }
     }
     if e.was_password || sticky.contains(&n.id) {
@@ -385,10 +415,11 @@ pub fn full_state(
     let Some(root) = dom.root() else { return };
     let level = rules.settings.privacy;
     let mut matcher = Matcher::default();
+    let active = rules.active_mask(active);
     let order = dom.subtree(root);
     let owns: Vec<u8> = order
         .iter()
-        .map(|&s| own_bits(dom, s, rules, active, &mut matcher, sticky))
+        .map(|&s| own_bits(dom, s, rules, &active, &mut matcher, sticky))
         .collect();
     // pre-order: parents are computed before children
     for (&s, &own) in order.iter().zip(&owns) {

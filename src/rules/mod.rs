@@ -4,13 +4,38 @@
 //! Raw rules (serde) are compiled once into a [`CompiledRules`] (parsed
 //! selectors, URL matchers); the rewrite engine only ever sees compiled rules.
 //! Invalid input stops here with a message naming the rule and field.
+//!
+//! Rule pack format (`rules/*.yaml`, editor import/export, CLI):
+//!
+//! ```yaml
+//! version: 1                      # required, only 1 exists
+//! settings:                       # optional site settings
+//!   privacy: allow                # allow | mask-inputs | mask-all
+//!   detectors: {card: true, email: false, national_id: false}
+//! rules:
+//!   - selector: "input[type=password]"   # CSS selector list
+//!     action: mask                # mask | block | disable | unmask
+//!     url: "/account/*"           # optional glob: starts with `/` → path
+//!                                 # (+ query if it contains `?`), else full URL
+//!     description: Passwords are never shown
+//!     enabled: true               # optional, default true
+//! ```
+//!
+//! Selectors support type/universal/id/class/attribute selectors (all
+//! operators, `i`/`s` flags), `:not`, `:is`, `:where`, `:has`,
+//! `:first-child`, `:last-child`, `:only-child`, `:nth-child(An+B of S)`,
+//! `:nth-last-child`, `:*-of-type`, `:empty`, `:root`, the four combinators,
+//! and `:checked`, `:disabled`, `:enabled`, `:required`, `:optional`,
+//! `:read-only`, `:read-write`, `:placeholder-shown`, `:link`, `:any-link`.
+//! Anything else (e.g. `:hover`, pseudo-elements) is refused with its
+//! position.
 
 pub mod detect;
 pub mod tooling;
 mod url;
 
 use crate::dom::select::{self, Selectors};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use selectors::parser::{Combinator, Component, Selector};
 use serde::{Deserialize, Serialize};
 
@@ -380,6 +405,41 @@ impl CompiledRule {
     }
 }
 
+/// A reference to one selector of one compiled rule: (rule, selector).
+pub type SelectorRef = (u32, u32);
+
+/// Selectors bucketed by the rightmost compound's id, else class, else tag
+/// (the Servo/Stylo technique): an element only tries the selectors of its
+/// own id, classes and tag plus the universal ones.
+#[derive(Debug, Clone, Default)]
+pub struct Buckets {
+    pub by_id: FxHashMap<String, Vec<SelectorRef>>,
+    pub by_class: FxHashMap<String, Vec<SelectorRef>>,
+    /// Keyed by lowercase local name.
+    pub by_tag: FxHashMap<String, Vec<SelectorRef>>,
+    pub universal: Vec<SelectorRef>,
+}
+
+impl Buckets {
+    fn add(&mut self, r: SelectorRef, sel: &Selector<select::Impl>) {
+        let (mut id, mut class, mut tag) = (None, None, None);
+        for c in sel.iter() {
+            match c {
+                Component::ID(i) => id = Some(i.0.clone()),
+                Component::Class(k) => class = class.or(Some(k.0.clone())),
+                Component::LocalName(l) => tag = Some(l.lower_name.0.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        match (id, class, tag) {
+            (Some(i), _, _) => self.by_id.entry(i).or_default().push(r),
+            (None, Some(c), _) => self.by_class.entry(c).or_default().push(r),
+            (None, None, Some(t)) => self.by_tag.entry(t).or_default().push(r),
+            _ => self.universal.push(r),
+        }
+    }
+}
+
 /// A compiled rule set: parsed selectors and URL matchers, ready for
 /// matching. Immutable and shared (`Arc`) between sessions.
 #[derive(Debug, Clone, Default)]
@@ -388,6 +448,7 @@ pub struct CompiledRules {
     pub rules: Vec<Rule>,
     pub settings: SiteSettings,
     compiled: Vec<CompiledRule>,
+    buckets: Buckets,
 }
 
 fn compile_rule(index: usize, rule: &Rule) -> Result<CompiledRule, Vec<RuleError>> {
@@ -447,10 +508,17 @@ impl CompiledRules {
                 Err(mut errs) => return Err(errs.remove(0)),
             }
         }
+        let mut buckets = Buckets::default();
+        for (ri, r) in compiled.iter().enumerate() {
+            for (si, sel) in r.selectors.slice().iter().enumerate() {
+                buckets.add((ri as u32, si as u32), sel);
+            }
+        }
         Ok(CompiledRules {
             rules: rules.to_vec(),
             settings,
             compiled,
+            buckets,
         })
     }
 
@@ -483,6 +551,22 @@ impl CompiledRules {
             .filter(|(_, r)| r.applies_to(url))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// The selector buckets of the enabled rules.
+    pub fn buckets(&self) -> &Buckets {
+        &self.buckets
+    }
+
+    /// A membership mask (by compiled index) of a list of active rules.
+    pub fn active_mask(&self, active: &[usize]) -> Vec<bool> {
+        let mut m = vec![false; self.compiled.len()];
+        for &i in active {
+            if let Some(x) = m.get_mut(i) {
+                *x = true;
+            }
+        }
+        m
     }
 
     /// Merged dependencies of a set of active rules.
