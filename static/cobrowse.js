@@ -88,8 +88,26 @@
     interaction_ended: 'Your conversation with the agent has ended, so co-browsing stopped.',
     api_ended: 'The support team closed the co-browse session.',
     server_shutdown: 'The co-browse service is restarting. Please start a new session if you still need help.',
-    connection_lost: 'The connection to the co-browse service was lost.'
+    connection_lost: 'The connection to the co-browse service was lost.',
+    unavailable: 'This co-browse session is no longer available.'
   };
+
+  // `error` codes that mean this session can never be resumed.
+  var FATAL = {
+    not_found: 1, session_ended: 1, bad_token: 1, origin_not_allowed: 1,
+    shutting_down: 1, rules_invalid: 1
+  };
+
+  function refusalReason(err) {
+    if (err.code === 'session_ended') {
+      var msg = String(err.message || '');
+      for (var k in REASONS) {
+        if (Object.prototype.hasOwnProperty.call(REASONS, k) && msg.indexOf(k) >= 0) return k;
+      }
+    }
+    if (err.code === 'shutting_down') return 'server_shutdown';
+    return 'unavailable';
+  }
 
   function reasonText(r) {
     return REASONS[r] || 'The co-browse session has ended.';
@@ -1131,6 +1149,7 @@
     ws = sock;
     live = false;
     var heard = false;
+    var refused = null; // an `error` frame before `session`: the server refused us
     sock.onopen = guard(function () {
       if (ws !== sock) return;
       // Wait briefly for the `rules` message so the first snapshot is already
@@ -1139,8 +1158,6 @@
     });
     sock.onmessage = guard(function (e) {
       if (ws !== sock) return;
-      heard = true;
-      failures = 0;
       var m;
       try {
         m = JSON.parse(e.data);
@@ -1148,6 +1165,13 @@
         log('unreadable message from the server');
         return;
       }
+      if (m && m.t === 'error' && !heard && FATAL[m.code]) {
+        refused = m;
+        log('the server refused this session:', m.code, m.message);
+        return;
+      }
+      heard = true;
+      failures = 0;
       handle(m);
     });
     sock.onclose = guard(function () {
@@ -1158,6 +1182,10 @@
       if (snapshotTimer) clearTimeout(snapshotTimer);
       snapshotTimer = null;
       if (unloading || !S.id || S.state === 'ended') return;
+      if (refused) {
+        finish(refusalReason(refused));
+        return;
+      }
       if (!heard) failures++;
       if (failures >= 4) {
         finish('connection_lost');

@@ -200,7 +200,7 @@
       if (ended) return;
       if (!joined) {
         // Refused before the session started: unknown ID, ended, busy, logged out…
-        var msg = lastError && lastError.message ? lastError.message
+        var msg = lastError ? JOIN_ERRORS[lastError.code] || lastError.message || lastError.code
           : heard ? 'The server closed the connection.'
             : 'Could not join this session. Check the ID, and that you are still logged in.';
         leave(msg);
@@ -215,6 +215,15 @@
       reconnectTimer = setTimeout(guard(connect), Math.min(5000, 300 * Math.pow(2, failures)));
     });
   }
+
+  var JOIN_ERRORS = {
+    not_found: 'There is no live co-browse session with this ID. Check the number with the customer.',
+    session_ended: 'This session has ended. Ask the customer to start a new one.',
+    session_taken: 'Another agent has already joined this session.',
+    agent_busy: 'You are already in another co-browse session. Exit it first.',
+    shutting_down: 'The co-browse server is shutting down. Try again in a moment.',
+    rules_invalid: 'The privacy rules of this site cannot be applied, so the session cannot be shown.'
+  };
 
   function leave(error) {
     sessionId = null;

@@ -1,9 +1,9 @@
 //! Browser end-to-end tests: headless Chromium through chromedriver
 //! (fantoccini), a real server, the real snippet, viewer and demo pages.
-//! `browser` is the WebDriver plumbing, `app` the server under test,
-//! `stage` the shared scene and user steps, `flows` the tests.
+//! `browser` is the WebDriver plumbing, `stage` the shared scene (the
+//! shared `spawn_app()` server, an agent account, two browsers) and user
+//! steps, `flows` the tests.
 
-pub mod app;
 pub mod browser;
 mod flows;
 pub mod stage;

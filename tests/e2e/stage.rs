@@ -4,10 +4,12 @@
 //! session from the widget's API, join it from the viewer, answer consent).
 
 use super::browser::{Browser, Driver};
+use crate::common::{spawn_app, TestApp};
 use crate::wait_for;
+use cobrowse::store::Role;
 use fantoccini::Locator;
 use serde_json::Value;
-use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// Script prefix binding `d` to the replica document in the agent viewer.
 pub const REPLICA: &str = "var d = document.getElementById('replica').contentDocument;";
@@ -17,30 +19,38 @@ pub const AGENT_NAME: &str = "Ana";
 const AGENT_PASSWORD: &str = "correct-horse-battery";
 
 /// Browser tests run one at a time: each starts two Chromium processes.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// (A tokio mutex: it is held across awaits and works across test runtimes.)
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 pub struct Stage {
     pub customer: Browser,
     pub agent: Browser,
     pub base: String,
     _driver: Driver,
-    _app: super::app::TestApp,
+    _app: TestApp,
     _gate: MutexGuard<'static, ()>,
 }
 
 impl Stage {
     /// Server, agent account, both browsers; the agent is logged in on `/agent`.
+    /// Window sizes are chosen so the replica is shown at 100% in the viewer.
     pub async fn new() -> Stage {
-        let gate = ONE_AT_A_TIME
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let app = super::app::spawn_app().await;
-        app.add_user(AGENT_NAME, "agent", AGENT_PASSWORD).await;
-        let base = app.base_url();
+        Stage::with_windows((1100, 800), (1500, 1000)).await
+    }
+
+    /// Like [`Stage::new`] with explicit (width, height) browser windows.
+    pub async fn with_windows(customer: (u32, u32), agent: (u32, u32)) -> Stage {
+        let gate = ONE_AT_A_TIME.lock().await;
+        let app = spawn_app().await;
+        app.state
+            .store
+            .create_user(AGENT_NAME, Role::Agent, AGENT_PASSWORD)
+            .await
+            .unwrap();
+        let base = app.base.clone();
         let driver = Driver::start();
-        // Sizes chosen so the replica is shown at 100% (no scaling) in the viewer.
-        let customer = Browser::launch(&driver, 1100, 800).await;
-        let agent = Browser::launch(&driver, 1500, 1000).await;
+        let customer = Browser::launch(&driver, customer.0, customer.1).await;
+        let agent = Browser::launch(&driver, agent.0, agent.1).await;
         let stage = Stage {
             customer,
             agent,
