@@ -362,6 +362,19 @@ mod tests {
     }
 
     #[test]
+    fn https_public_url_means_secure_cookies() {
+        let over = Overrides {
+            public_url: Some("https://cobrowse.example.com/".into()),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(over, FileConfig::default()).unwrap();
+        assert_eq!(c.public_url, "https://cobrowse.example.com");
+        assert!(c.secure_cookies());
+        let c = Config::resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(!c.secure_cookies());
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         let file: FileConfig = toml::from_str("[timeouts]\nwaiting = \"soon\"").unwrap();
         let err = Config::resolve(Overrides::default(), file)

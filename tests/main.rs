@@ -1,6 +1,6 @@
 //! The one integration test binary: a real server on an ephemeral port, real
-//! SQLite, real WebSocket and HTTP clients, real Chromium, and the engine's
-//! file-driven and property tests. Modules by topic.
+//! SQLite, real WebSocket and HTTP clients, headless Chromium (e2e), and the
+//! engine's file-driven and property tests. Modules by topic.
 
 mod admin;
 mod api;

@@ -1,6 +1,5 @@
 //! The command line (design §7), run as the built binary against a temp database.
 
-use crate::common::spawn_app;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -246,8 +245,6 @@ async fn serve_rejects_bad_configuration_clearly() {
     let o = cobrowse(&db, &["--config", cfg.to_str().unwrap(), "serve"], None);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("colour"), "{}", stderr(&o));
-    // spawn_app is not needed here, but keep the helper linked for this module.
-    let _ = spawn_app;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! HTTP API and static routes: session creation (sites, origins, CORS,
 //! bad bodies), agent-only reads, health, embedded assets, first-start data.
 
-use crate::common::{spawn_app, SOON};
+use crate::common::spawn_app;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -200,7 +200,6 @@ async fn first_start_creates_admin_and_demo_site_with_default_rules() {
     // A second bootstrap (restart) creates nothing new.
     let again = app.state.store.bootstrap(&app.base).await.unwrap();
     assert!(again.admin_password.is_none() && again.demo_api_key.is_none());
-    let _ = SOON;
 }
 
 #[tokio::test]
@@ -248,5 +247,4 @@ async fn demo_site_accepts_the_servers_own_origin_under_any_host_name() {
     let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let mut c = crate::common::WsClient::from_stream(ws);
     assert_eq!(c.recv_error_code().await, "origin_not_allowed");
-    let _ = SOON;
 }

@@ -1,6 +1,6 @@
 //! Login, logout, the agent page and cookie-authenticated agent sockets.
 
-use crate::common::{spawn_app, TestApp, WsClient, AGENT_PASSWORD, SOON};
+use crate::common::{spawn_app, TestApp, WsClient, AGENT_PASSWORD};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The CSRF token embedded in a login page.
@@ -183,5 +183,4 @@ async fn cookie_login_opens_the_agent_socket_from_our_origin_only() {
     let mut a = WsClient::from_stream(ws);
     assert_eq!(a.recv_type("session").await["state"], "active");
     assert_eq!(c.recv_type("agent").await["name"], "agent1");
-    let _ = SOON;
 }
