@@ -345,7 +345,7 @@ fn write_html(node: &Node, strip: bool, raw: bool, out: &mut String) {
             out.push_str(tag);
             for (k, v) in attrs {
                 if strip
-                    && (k.starts_with("on")
+                    && (crate::rewrite::render::is_event_handler(k)
                         || v.trim_start()
                             .to_ascii_lowercase()
                             .starts_with("javascript:"))

@@ -21,9 +21,9 @@
 //!
 //! After the batch, if a node rendered in clear earlier in the batch is
 //! masked or hidden at its end (e.g. text inserted, then its ancestor masked
-//! in the same batch), the batch output is replaced by a resynchronisation
-//! of the whole document, so no message ever carries a value that is masked
-//! when the message is sent.
+//! in the same batch), that earlier clear content is scrubbed from the
+//! message (the later re-send already replaced it in the agent's copy), so
+//! no message ever carries a value that is masked when the message is sent.
 
 mod oracle;
 pub mod render;
@@ -101,6 +101,10 @@ pub struct RewriteStats {
     pub disabled: usize,
 }
 
+/// Ids rendered in clear, each with the index (in the batch output) of the
+/// op that carried it.
+type BatchLog = Vec<(NodeId, usize)>;
+
 /// Elements to re-match after one op.
 #[derive(Default)]
 struct Dirty {
@@ -124,6 +128,9 @@ struct Doc {
     /// Ids that were password fields at some point on this page.
     sticky: FxHashSet<NodeId>,
     epoch: u32,
+    /// Elements re-matched by incremental updates (a load-independent cost
+    /// measure).
+    rematched: u64,
 }
 
 impl Doc {
@@ -265,6 +272,7 @@ impl Doc {
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
             }
+            self.rematched += 1;
             let own = own_bits(
                 &self.dom,
                 s,
@@ -355,14 +363,16 @@ impl Doc {
         top: Vec<Slot>,
         settings: &SiteSettings,
         out: &mut Vec<Op>,
-        clear: &mut ClearLog,
+        log: &mut BatchLog,
     ) {
+        let mut clear = ClearLog::new();
         for x in top {
             let n = self.dom.node(x);
             let Some(p) = n.parent else { continue };
             let before = n.next.map(|b| self.dom.node(b).id);
             out.push(Op::Remove { id: n.id });
-            if let Some(node) = render(&self.dom, x, settings, clear) {
+            if let Some(node) = render(&self.dom, x, settings, &mut clear) {
+                log.extend(clear.drain(..).map(|id| (id, out.len())));
                 out.push(Op::Insert {
                     parent: self.dom.node(p).id,
                     before,
@@ -415,7 +425,7 @@ impl Doc {
         limits: &Limits,
         op: Op,
         out: &mut Vec<Op>,
-        clear: &mut ClearLog,
+        clear: &mut BatchLog,
     ) -> Result<(), RewriteError> {
         self.begin();
         let settings = &rules.settings;
@@ -435,7 +445,9 @@ impl Doc {
                 self.structural(p, Some(s), was_empty, &mut d);
                 let top = self.update(rules, d);
                 if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
-                    if let Some(node) = render(&self.dom, s, settings, clear) {
+                    let mut tmp = ClearLog::new();
+                    if let Some(node) = render(&self.dom, s, settings, &mut tmp) {
+                        clear.extend(tmp.into_iter().map(|id| (id, out.len())));
                         out.push(Op::Insert {
                             parent,
                             before,
@@ -479,7 +491,7 @@ impl Doc {
                     if let Some(e) = n.element() {
                         let eff = n.meta.eff;
                         if eff & (E_MASKED | E_BLOCKED) == 0 {
-                            clear.push(id);
+                            clear.push((id, out.len()));
                         }
                         let value = agent_attrs(e, eff, settings).remove(&name);
                         out.push(Op::Attr { id, name, value });
@@ -500,7 +512,7 @@ impl Doc {
                 let pe = parent_eff(&self.dom, p);
                 if !self.under_changed(p) && pe & E_BLOCKED == 0 {
                     if pe & E_MASKED == 0 {
-                        clear.push(id);
+                        clear.push((id, out.len()));
                     }
                     out.push(Op::Text {
                         id,
@@ -521,7 +533,7 @@ impl Doc {
                         let eff = n.meta.eff;
                         if eff & E_BLOCKED == 0 {
                             if eff & E_MASKED == 0 {
-                                clear.push(id);
+                                clear.push((id, out.len()));
                             }
                             let (value, checked) = agent_value(e, eff, settings);
                             out.push(Op::Value {
@@ -536,6 +548,59 @@ impl Doc {
             }
         }
         Ok(())
+    }
+}
+
+/// Mask every text-bearing part of node `id` inside one emitted op.
+fn scrub_op(op: &mut Op, id: NodeId) {
+    use crate::rules::detect::mask_chars;
+    match op {
+        Op::Insert { node, .. } => {
+            scrub_node(node, id);
+        }
+        Op::Text { id: x, text } if *x == id => *text = mask_chars(text),
+        Op::Attr {
+            id: x,
+            value: Some(v),
+            ..
+        } if *x == id => *v = mask_chars(v),
+        Op::Value {
+            id: x,
+            value,
+            checked,
+        } if *x == id => {
+            *value = mask_chars(value);
+            *checked = None;
+        }
+        _ => {}
+    }
+}
+
+fn scrub_node(n: &mut Node, id: NodeId) -> bool {
+    use crate::rules::detect::mask_chars;
+    match n {
+        Node::Text { id: x, text } | Node::Comment { id: x, text } if *x == id => {
+            *text = mask_chars(text);
+            true
+        }
+        Node::Element {
+            id: x,
+            attrs,
+            value,
+            checked,
+            ..
+        } if *x == id => {
+            for v in attrs.values_mut() {
+                *v = mask_chars(v);
+            }
+            *value = value.as_deref().map(mask_chars);
+            *checked = None;
+            true
+        }
+        Node::Element { children, .. } | Node::Document { children, .. } => {
+            children.iter_mut().any(|c| scrub_node(c, id))
+        }
+        _ => false,
     }
 }
 
@@ -613,6 +678,7 @@ impl Rewriter {
             deps,
             sticky,
             epoch: 0,
+            rematched: 0,
         });
         self.agent_snapshot()
             .ok_or_else(|| RewriteError::InvalidOp("empty document".into()))
@@ -635,14 +701,28 @@ impl Rewriter {
                 limits.max_ops
             )));
         }
-        let pre = doc.root_children();
         let mut out = Vec::new();
-        let mut clear = ClearLog::new();
+        let mut clear = BatchLog::new();
         for op in ops {
             doc.apply_op(&rules, &limits, op, &mut out, &mut clear)?;
         }
-        if clear.iter().any(|&id| doc.hidden(id)) {
-            out = doc.resync(&pre, &rules.settings);
+        // A node rendered in clear earlier in this batch and hidden at its
+        // end (masked after capture, moved into a masked subtree): its
+        // later re-send already replaced that content in the agent's copy,
+        // so the earlier clear content is scrubbed from this message.
+        let offending: FxHashSet<NodeId> = clear
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|&id| doc.hidden(id))
+            .collect();
+        if !offending.is_empty() {
+            for &(id, idx) in &clear {
+                if offending.contains(&id) {
+                    if let Some(op) = out.get_mut(idx) {
+                        scrub_op(op, id);
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -671,7 +751,7 @@ impl Rewriter {
             return doc.resync(&pre, &rules.settings);
         }
         let mut out = Vec::new();
-        doc.resend(top, &rules.settings, &mut out, &mut Vec::new());
+        doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
         out
     }
 
@@ -756,6 +836,13 @@ impl Rewriter {
             blocked: !visible(&doc.dom, s) || eff & E_BLOCKED != 0,
             disabled: eff & E_DISABLED != 0,
         })
+    }
+
+    /// How many elements incremental updates (batches, publishes) have
+    /// re-matched against the rules on this page: a deterministic measure
+    /// of their cost, used to show a batch does not scale with the document.
+    pub fn rematched(&self) -> u64 {
+        self.doc.as_ref().map_or(0, |d| d.rematched)
     }
 
     /// Counters of elements matched directly by mask/block/disable rules in

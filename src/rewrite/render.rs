@@ -11,6 +11,8 @@
 //!
 //! Layout attributes kept on a blocked element: `class`, `width`, `height`,
 //! `hidden`, `dir`, and `style` without `url(...)`, quotes or `content`.
+//! Always dropped: `srcdoc` (its HTML is not rewritten), `on*` handlers and
+//! customer attributes named `data-cobrowse-*` (markers are ours).
 
 use crate::dom::select::Matcher;
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
@@ -104,7 +106,12 @@ pub fn own_bits(
         }
     };
     try_refs(&b.universal, &mut bits);
-    if let Some(refs) = b.by_tag.get(e.tag.to_ascii_lowercase().as_str()) {
+    let tag_refs = if e.ns == Ns::Html {
+        b.by_tag.get(e.tag.as_str())
+    } else {
+        b.by_tag.get(e.tag.to_ascii_lowercase().as_str())
+    };
+    if let Some(refs) = tag_refs {
         try_refs(refs, &mut bits);
     }
     if let Some(id) = e.attr("id") {
@@ -210,6 +217,11 @@ const URL_ATTRS: &[&str] = &[
 
 const LAYOUT_ATTRS: &[&str] = &["class", "width", "height", "hidden", "dir"];
 
+/// `on*` event handler attributes (customer script is never forwarded).
+pub fn is_event_handler(name: &str) -> bool {
+    name.len() > 2 && name.starts_with("on") && name != "open"
+}
+
 fn is_text_attr(name: &str) -> bool {
     TEXT_ATTRS.contains(&name) || name.starts_with("data-") || name.starts_with("aria-")
 }
@@ -264,7 +276,7 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
     let masked = eff & E_MASKED != 0;
     for (k, v) in &e.attrs {
         let k_str = k.as_str();
-        if k_str.starts_with("data-cobrowse-") || k_str == "srcdoc" || k_str.starts_with("on") {
+        if k_str.starts_with("data-cobrowse-") || k_str == "srcdoc" || is_event_handler(k_str) {
             continue;
         }
         let value = if masked {

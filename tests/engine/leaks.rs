@@ -600,3 +600,21 @@ fn failed_batch_leaves_a_consistent_mirror() {
         Err(cobrowse::rewrite::RewriteError::InvalidOp(_))
     ));
 }
+
+#[test]
+fn event_handlers_srcdoc_and_forged_markers_never_reach_the_agent() {
+    let rules = compiled(&[], SiteSettings::default());
+    let s = Session::new(
+        rules,
+        r#"<details open onclick="x()" data-cobrowse-masked="fake"><summary>s</summary></details><iframe srcdoc="<b>hi</b>"></iframe>"#,
+        URL,
+    );
+    let json = s.agent_json();
+    assert!(
+        json.contains("\"open\"")
+            && !json.contains("onclick")
+            && !json.contains("fake")
+            && !json.contains("srcdoc"),
+        "{json}"
+    );
+}

@@ -5,5 +5,6 @@
 mod fixtures;
 mod leaks;
 mod prop;
+mod scaling;
 mod support;
 mod tooling;
