@@ -237,6 +237,19 @@ async fn write_mode_is_refused_then_approved_and_agent_actions_are_performed() {
         }
     });
 
+    // Tab in the replica moves the focus on the customer's page.
+    email.send_keys("\u{e004}").await.unwrap();
+    wait_for!("the agent's Tab on the customer's page", {
+        let id: String = s
+            .customer
+            .try_eval("return document.activeElement ? document.activeElement.id : '';")
+            .await?;
+        if id == "phone" {
+            Ok(())
+        } else {
+            Err(id)
+        }
+    });
     s.agent.client.enter_parent_frame().await.unwrap();
 
     // The customer can revoke control at any time from the banner.
