@@ -2,8 +2,8 @@
 //! the demo checkout from the rules page, picks the name field, previews the
 //! draft, publishes it, and a running co-browse session (customer in a real
 //! browser with the snippet, agent on a real WebSocket) switches at once.
-//! Also saves the editor screenshots `docs/editor-rules.png` and
-//! `docs/editor-preview.png`.
+//! With `COBROWSE_SCREENSHOTS=1` it also saves the editor screenshots
+//! `docs/editor-rules.png` and `docs/editor-preview.png`.
 
 use crate::common::{spawn_app, SOON};
 use crate::e2e::browser::{Browser, Driver};
@@ -11,11 +11,17 @@ use crate::wait_for;
 use fantoccini::Locator;
 use serde_json::Value;
 
-/// Where the screenshots go (the crate's `docs/`).
-fn docs(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+/// Save a screenshot as `docs/NAME` when `COBROWSE_SCREENSHOTS` is set
+/// (so ordinary test runs leave the committed images alone).
+async fn save_screenshot(b: &Browser, name: &str) {
+    if std::env::var_os("COBROWSE_SCREENSHOTS").is_none() {
+        return;
+    }
+    let png = b.client.screenshot().await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("docs")
-        .join(name)
+        .join(name);
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 async fn click(b: &Browser, css: &str) {
@@ -147,8 +153,7 @@ async fn pick_preview_publish_and_see_it_in_a_live_session() {
         .unwrap();
     let html = admin.client.source().await.unwrap();
     assert!(html.contains("picked on /demo/checkout"));
-    let png = admin.client.screenshot().await.unwrap();
-    std::fs::write(docs("editor-rules.png"), png).unwrap();
+    save_screenshot(&admin, "editor-rules.png").await;
 
     // 3. Preview the draft on the demo checkout's HTML.
     let page = reqwest::get(app.url("/demo/checkout"))
@@ -199,8 +204,7 @@ async fn pick_preview_publish_and_see_it_in_a_live_session() {
         row.contains("mask") && row.contains(" 1 "),
         "rule → elements: {row}"
     );
-    let png = admin.client.screenshot().await.unwrap();
-    std::fs::write(docs("editor-preview.png"), png).unwrap();
+    save_screenshot(&admin, "editor-preview.png").await;
 
     // 4. A running session: the customer starts it on the checkout, an agent joins.
     customer

@@ -53,6 +53,9 @@ pub enum TokenError {
     /// Past its expiry.
     #[error("the picker link has expired; open the picker again from the editor")]
     Expired,
+    /// The server secret cannot key the MAC (never expected with HMAC).
+    #[error("the picker secret is unusable")]
+    Key,
 }
 
 /// What a valid picker token grants.
@@ -66,27 +69,23 @@ pub struct PickerGrant {
     pub page: String,
 }
 
-fn mac(secret: &[u8]) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length; this cannot fail.
-    match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
-    }
+fn mac(secret: &[u8]) -> Result<Hmac<Sha256>, TokenError> {
+    Hmac::<Sha256>::new_from_slice(secret).map_err(|_| TokenError::Key)
 }
 
 /// Sign a grant into a token.
-pub fn sign(secret: &[u8], grant: &PickerGrant) -> String {
+pub fn sign(secret: &[u8], grant: &PickerGrant) -> Result<String, TokenError> {
     let payload = format!(
         "v1|{}|{}|{}|{}",
         grant.site, grant.admin, grant.expires, grant.page
     );
-    let mut m = mac(secret);
+    let mut m = mac(secret)?;
     m.update(payload.as_bytes());
-    format!(
+    Ok(format!(
         "{}.{}",
         hex::encode(payload),
         hex::encode(m.finalize().into_bytes())
-    )
+    ))
 }
 
 /// Check a token's signature and expiry (`now` in unix seconds).
@@ -94,7 +93,7 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
     let (payload_hex, mac_hex) = token.trim().split_once('.').ok_or(TokenError::Malformed)?;
     let payload = hex::decode(payload_hex).map_err(|_| TokenError::Malformed)?;
     let tag = hex::decode(mac_hex).map_err(|_| TokenError::Malformed)?;
-    let mut m = mac(secret);
+    let mut m = mac(secret)?;
     m.update(&payload);
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
@@ -166,7 +165,8 @@ async fn open(
         expires: unix_now() + TOKEN_TTL_SECS,
         page: page.clone(),
     };
-    let token = sign(&admin.store.picker_secret().await?, &grant);
+    let token = sign(&admin.store.picker_secret().await?, &grant)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     admin
         .store
         .audit(
@@ -399,13 +399,13 @@ mod tests {
 
     #[test]
     fn a_signed_token_verifies_and_round_trips() {
-        let t = sign(b"secret", &grant(1_000));
+        let t = sign(b"secret", &grant(1_000)).unwrap();
         assert_eq!(verify(b"secret", &t, 999).unwrap(), grant(1_000));
     }
 
     #[test]
     fn expired_forged_and_malformed_tokens_are_refused() {
-        let t = sign(b"secret", &grant(1_000));
+        let t = sign(b"secret", &grant(1_000)).unwrap();
         assert_eq!(verify(b"secret", &t, 1_001), Err(TokenError::Expired));
         assert_eq!(verify(b"other", &t, 0), Err(TokenError::BadSignature));
         let (p, m) = t.split_once('.').unwrap();

@@ -2,12 +2,13 @@
 //! line, each validated as an origin), the snippet tag to copy, and rotation
 //! of the integration API key (the new key is shown once).
 
+use super::rules::SiteQuery;
 use super::{see_other, Admin, CsrfOnly, Nav};
 use crate::store::{normalize_origin, Site, StoreError};
 use crate::web::{AppState, WebError};
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,7 +36,12 @@ struct SiteRow {
     draft_rules: usize,
 }
 
-async fn list(admin: Admin) -> Result<Response, WebError> {
+async fn list(admin: Admin, Query(q): Query<SiteQuery>) -> Result<Response, WebError> {
+    if !q.site.is_empty() {
+        // The navigation's site switcher.
+        let site = admin.site(&q.site).await?;
+        return Ok(see_other(&format!("/admin/sites/{}", site.key)));
+    }
     let nav = admin.nav("sites", "").await?;
     let mut rows = Vec::new();
     for site in nav.sites.clone() {
