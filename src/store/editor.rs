@@ -8,7 +8,7 @@
 //! [`super::history`]); this file only adds what the editor needs on top.
 
 use super::rulesets::validate_rules;
-use super::users::{hash_password, validate_name, MIN_PASSWORD_LEN};
+use super::users::{hash_password, validate_name};
 use super::{random_hex, AuditEntry, Role, Store, StoreError, User};
 use crate::rules::{Rule, SiteSettings};
 use serde::Serialize;
@@ -45,17 +45,7 @@ pub struct SessionRow {
 
 /// The shortest password an admin may set.
 pub fn check_password(password: &str) -> Result<(), StoreError> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(StoreError::Invalid(format!(
-            "password must have at least {MIN_PASSWORD_LEN} characters"
-        )));
-    }
-    if password.len() > 1024 {
-        return Err(StoreError::Invalid(
-            "password is longer than 1024 bytes".into(),
-        ));
-    }
-    Ok(())
+    super::users::validate_password(password)
 }
 
 impl Store {
@@ -127,18 +117,13 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))?;
         let before = self.draft(site_id).await?;
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO rule_drafts (site_id, rules_json, settings_json, updated_by) VALUES (?, ?, ?, ?)
-             ON CONFLICT(site_id) DO UPDATE SET rules_json = excluded.rules_json,
-               settings_json = excluded.settings_json, updated_by = excluded.updated_by,
-               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .bind(site_id)
-        .bind(serde_json::to_string(rules)?)
-        .bind(serde_json::to_string(&settings)?)
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(super::rulesets::UPSERT_DRAFT_SQL)
+            .bind(site_id)
+            .bind(serde_json::to_string(rules)?)
+            .bind(serde_json::to_string(&settings)?)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
         let before = before.map(|d| serde_json::json!({"rules": d.rules, "settings": d.settings}));
         let after = serde_json::json!({"rules": rules, "settings": settings});
         sqlx::query("INSERT INTO audit_log (actor, action, target, before_json, after_json) VALUES (?, ?, ?, ?, ?)")
@@ -197,18 +182,13 @@ impl Store {
         .bind(actor)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO rule_drafts (site_id, rules_json, settings_json, updated_by) VALUES (?, ?, ?, ?)
-             ON CONFLICT(site_id) DO UPDATE SET rules_json = excluded.rules_json,
-               settings_json = excluded.settings_json, updated_by = excluded.updated_by,
-               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .bind(site_id)
-        .bind(&rules_json)
-        .bind(&settings_json)
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(super::rulesets::UPSERT_DRAFT_SQL)
+            .bind(site_id)
+            .bind(&rules_json)
+            .bind(&settings_json)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO audit_log (actor, action, target, before_json, after_json) VALUES (?, 'rules.rollback', ?, ?, ?)",
         )

@@ -45,6 +45,15 @@ pub fn validate_rules(rules: &[Rule]) -> Result<(), StoreError> {
     }
 }
 
+/// Replace a site's draft (insert or update), binding site id, rules JSON,
+/// settings JSON and the author, in that order.
+pub(crate) const UPSERT_DRAFT_SQL: &str =
+    "INSERT INTO rule_drafts (site_id, rules_json, settings_json, updated_by)
+     VALUES (?, ?, ?, ?)
+     ON CONFLICT(site_id) DO UPDATE SET rules_json = excluded.rules_json,
+       settings_json = excluded.settings_json, updated_by = excluded.updated_by,
+       updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
 impl Store {
     /// The draft rule set of a site.
     pub async fn draft(&self, site_id: i64) -> Result<Option<Draft>, StoreError> {
@@ -81,18 +90,13 @@ impl Store {
         let before = self.draft(site_id).await?;
         let rules_json = serde_json::to_string(rules)?;
         let settings_json = serde_json::to_string(&settings)?;
-        sqlx::query(
-            "INSERT INTO rule_drafts (site_id, rules_json, settings_json, updated_by) VALUES (?, ?, ?, ?)
-             ON CONFLICT(site_id) DO UPDATE SET rules_json = excluded.rules_json,
-               settings_json = excluded.settings_json, updated_by = excluded.updated_by,
-               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        )
-        .bind(site_id)
-        .bind(&rules_json)
-        .bind(&settings_json)
-        .bind(actor)
-        .execute(self.pool())
-        .await?;
+        sqlx::query(UPSERT_DRAFT_SQL)
+            .bind(site_id)
+            .bind(&rules_json)
+            .bind(&settings_json)
+            .bind(actor)
+            .execute(self.pool())
+            .await?;
         let before = before.map(|d| serde_json::json!({"rules": d.rules, "settings": d.settings}));
         let after = serde_json::json!({"rules": rules, "settings": settings});
         self.audit(

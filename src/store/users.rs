@@ -98,7 +98,7 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn validate_password(password: &str) -> Result<(), StoreError> {
+pub(crate) fn validate_password(password: &str) -> Result<(), StoreError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(StoreError::Invalid(format!(
             "password must have at least {MIN_PASSWORD_LEN} characters"
@@ -150,38 +150,14 @@ async fn dummy_hash() -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// Create an account.
+    /// Create an account from the command line (audited as `cli`).
     pub async fn create_user(
         &self,
         name: &str,
         role: Role,
         password: &str,
     ) -> Result<User, StoreError> {
-        validate_name(name)?;
-        validate_password(password)?;
-        let hash = hash_password(password).await?;
-        let id = sqlx::query("INSERT INTO users (name, role, password_hash) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(role.as_str())
-            .bind(&hash)
-            .execute(self.pool())
-            .await
-            .map_err(|e| StoreError::from_insert(e, format!("user `{name}`")))?
-            .last_insert_rowid();
-        self.audit(
-            "cli",
-            "user.create",
-            name,
-            None,
-            Some(&serde_json::json!({"role": role.as_str()})),
-        )
-        .await?;
-        Ok(User {
-            id,
-            name: name.to_owned(),
-            role,
-            disabled: false,
-        })
+        self.create_user_by(name, role, password, "cli").await
     }
 
     /// Replace an account's password (and clear any lock-out).
