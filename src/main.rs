@@ -293,7 +293,7 @@ async fn serve(mut config: Config) -> Result<(), CliError> {
     let (state, boot) = web::build_state(config).await?;
     if let Some(pw) = &boot.admin_password {
         println!("Created the admin account.\n  user: admin\n  password: {pw}\n(shown once; change it with `cobrowse user passwd admin`)");
-        tracing::info!(password = %pw, "created the admin account");
+        tracing::info!("created the admin account (password printed once on stdout, never logged)");
     }
     if let Some(key) = &boot.demo_api_key {
         println!("Created the demo site; its integration API key is {key}");
