@@ -659,6 +659,56 @@ impl SessionRegistry {
         }
     }
 
+    /// Watch the store for versions published by another process (the CLI's
+    /// `rules import --publish`) and switch the live sessions of that site, so
+    /// every publish reaches live sessions, not only the editor's. Checks every
+    /// `every` while sessions are live; runs until the task is aborted.
+    pub async fn watch_published(self, every: Duration) {
+        let mut seen: HashMap<i64, i64> = HashMap::new();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let sites: std::collections::BTreeSet<i64> =
+                self.inner.lock().live.values().map(|h| h.site_id).collect();
+            seen.retain(|site, _| sites.contains(site));
+            for site_id in sites {
+                let latest = match self.inner.store.latest_version_number(site_id).await {
+                    Ok(v) => v.unwrap_or(0),
+                    Err(e) => {
+                        tracing::warn!(site_id, error = %e, "cannot read the published rule version");
+                        continue;
+                    }
+                };
+                // First look at a site: compare with the version its sessions
+                // were started with (kept by `rules_for`).
+                let before = seen.insert(site_id, latest).or_else(|| {
+                    self.inner
+                        .rules_cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&site_id)
+                        .map(|(v, _)| *v)
+                });
+                if before.is_some_and(|v| v != latest) {
+                    match self.rules_for(site_id).await {
+                        Ok(rules) => {
+                            tracing::info!(
+                                site_id,
+                                version = latest,
+                                "published rules picked up by live sessions"
+                            );
+                            self.publish_rules(site_id, rules).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(site_id, error = %e, "cannot compile newly published rules")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// End every live session with `server_shutdown` (both sides told, history
     /// written), refuse new ones, and wait (bounded) for sockets to flush.
     pub async fn shutdown(&self) {

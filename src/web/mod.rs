@@ -50,6 +50,9 @@ pub fn own_origins(config: &Config, headers: &axum::http::HeaderMap) -> Vec<Stri
     out
 }
 
+/// How often the server checks for rule versions published by another process.
+pub const PUBLISHED_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest accepted HTTP request body.
 pub const MAX_BODY: usize = 1024 * 1024;
 
@@ -141,6 +144,8 @@ where
         SqliteStore::new(state.store.pool().clone())
             .continuously_delete_expired(std::time::Duration::from_secs(3600)),
     );
+    // Versions published by another process (CLI) reach live sessions too.
+    let watcher = tokio::spawn(registry.clone().watch_published(PUBLISHED_POLL));
     let router = app(state);
     // Client addresses feed the login rate limit (admin editor).
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -152,6 +157,7 @@ where
         })
         .await;
     cleanup.abort();
+    watcher.abort();
     result
 }
 

@@ -522,3 +522,41 @@ async fn masked_values_never_reach_the_agent_and_actions_are_policed() {
         json!({"t": "input", "id": 7, "value": "ok"})
     );
 }
+
+#[tokio::test]
+async fn a_version_published_by_another_process_reaches_live_sessions() {
+    // The CLI's `rules import --publish` writes the store only; the server
+    // notices the new version and switches live sessions without a restart.
+    let app = spawn_app().await;
+    let (_id, _t, mut c, mut a) = app.active_session().await;
+    let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
+    let rules = vec![cobrowse::rules::Rule {
+        selector: "p".into(),
+        action: cobrowse::rules::Action::Mask,
+        url: None,
+        description: String::new(),
+        enabled: true,
+    }];
+    app.state
+        .store
+        .save_draft(site.id, &rules, Default::default(), "cli")
+        .await
+        .unwrap();
+    app.state
+        .store
+        .publish_draft(site.id, "cli", "mask paragraphs")
+        .await
+        .unwrap();
+    let cue = c
+        .recv_until(|m| m["t"] == "rules" && m["mask"][0] == "p", SOON)
+        .await;
+    assert_eq!(cue["block"], json!([]));
+    // The agent's copy is re-masked: the paragraph's text arrives masked.
+    let m = a
+        .recv_until(
+            |m| m["t"] == "mutations" && m.to_string().contains("•••••"),
+            SOON,
+        )
+        .await;
+    assert!(!m.to_string().contains("hello"), "{m}");
+}
