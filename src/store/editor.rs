@@ -161,26 +161,15 @@ impl Store {
         let (rules_json, settings_json) = old.ok_or_else(|| {
             StoreError::NotFound(format!("version {version} of site `{}`", site.key))
         })?;
-        let rules: Vec<Rule> = serde_json::from_str(&rules_json)?;
-        validate_rules(&rules)?;
-        let (next,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?",
-        )
-        .bind(site_id)
-        .fetch_one(&mut *tx)
-        .await?;
         let comment = format!("roll back to v{version}");
-        sqlx::query(
-            "INSERT INTO rule_versions (site_id, version, rules_json, settings_json, comment, author)
-             VALUES (?, ?, ?, ?, ?, ?)",
+        let next = super::rulesets::insert_next_version(
+            &mut tx,
+            site_id,
+            &rules_json,
+            &settings_json,
+            &comment,
+            actor,
         )
-        .bind(site_id)
-        .bind(next)
-        .bind(&rules_json)
-        .bind(&settings_json)
-        .bind(&comment)
-        .bind(actor)
-        .execute(&mut *tx)
         .await?;
         sqlx::query(super::rulesets::UPSERT_DRAFT_SQL)
             .bind(site_id)

@@ -54,6 +54,38 @@ pub(crate) const UPSERT_DRAFT_SQL: &str =
        settings_json = excluded.settings_json, updated_by = excluded.updated_by,
        updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+/// Inside a publishing transaction: validate the rules, then store them as the
+/// site's next version; returns its number. Shared by publish and rollback.
+pub(crate) async fn insert_next_version(
+    tx: &mut sqlx::SqliteConnection,
+    site_id: i64,
+    rules_json: &str,
+    settings_json: &str,
+    comment: &str,
+    actor: &str,
+) -> Result<i64, StoreError> {
+    let rules: Vec<Rule> = serde_json::from_str(rules_json)?;
+    validate_rules(&rules)?;
+    let (next,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?")
+            .bind(site_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query(
+        "INSERT INTO rule_versions (site_id, version, rules_json, settings_json, comment, author)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(site_id)
+    .bind(next)
+    .bind(rules_json)
+    .bind(settings_json)
+    .bind(comment)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    Ok(next)
+}
+
 impl Store {
     /// The draft rule set of a site.
     pub async fn draft(&self, site_id: i64) -> Result<Option<Draft>, StoreError> {
@@ -128,25 +160,14 @@ impl Store {
                 .await?;
         let (rules_json, settings_json) = draft
             .ok_or_else(|| StoreError::NotFound(format!("draft rules of site `{}`", site.key)))?;
-        let rules: Vec<Rule> = serde_json::from_str(&rules_json)?;
-        validate_rules(&rules)?;
-        let (next,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM rule_versions WHERE site_id = ?",
+        let next = insert_next_version(
+            &mut tx,
+            site_id,
+            &rules_json,
+            &settings_json,
+            comment,
+            actor,
         )
-        .bind(site_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO rule_versions (site_id, version, rules_json, settings_json, comment, author)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(site_id)
-        .bind(next)
-        .bind(&rules_json)
-        .bind(&settings_json)
-        .bind(comment)
-        .bind(actor)
-        .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO audit_log (actor, action, target, before_json, after_json) VALUES (?, 'rules.publish', ?, NULL, ?)",
