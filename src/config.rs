@@ -149,6 +149,7 @@ pub struct FileLimits {
     pub max_depth: Option<usize>,
     pub max_ops: Option<usize>,
     pub max_messages_per_sec: Option<u32>,
+    pub rewrite_budget_ms: Option<u64>,
 }
 
 /// `[queues]`: outbound queue bounds per socket.
@@ -295,6 +296,11 @@ impl Config {
                 "limits.max_messages_per_sec",
                 fl.max_messages_per_sec,
                 dl.max_messages_per_sec,
+            )?,
+            rewrite_budget_ms: positive(
+                "limits.rewrite_budget_ms",
+                fl.rewrite_budget_ms,
+                dl.rewrite_budget_ms,
             )?,
         };
         let queues = QueueLimits {

@@ -362,6 +362,15 @@ pub struct Limits {
     pub max_ops: usize,
     /// Most messages per second from one side of a session.
     pub max_messages_per_sec: u32,
+    /// Longest time, in milliseconds, the rewrite of one customer frame may
+    /// take: over it the session resyncs (and ends `overloaded` if even the
+    /// fresh snapshot is over).
+    #[serde(default = "default_rewrite_budget_ms")]
+    pub rewrite_budget_ms: u64,
+}
+
+fn default_rewrite_budget_ms() -> u64 {
+    2000
 }
 
 impl Default for Limits {
@@ -372,6 +381,7 @@ impl Default for Limits {
             max_depth: 256,
             max_ops: 10_000,
             max_messages_per_sec: 200,
+            rewrite_budget_ms: default_rewrite_budget_ms(),
         }
     }
 }
@@ -478,6 +488,25 @@ pub fn check_tree(root: &Node, limits: &Limits) -> Result<usize, ProtocolError> 
         }
     }
     Ok(count)
+}
+
+/// The number of nodes in a tree (iterative).
+pub fn count_nodes(root: &Node) -> usize {
+    let mut count = 0usize;
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        stack.extend(n.children());
+    }
+    count
+}
+
+/// The number of nodes an op inserts (0 for other ops).
+pub fn op_nodes(op: &Op) -> usize {
+    match op {
+        Op::Insert { node, .. } => count_nodes(node),
+        _ => 0,
+    }
 }
 
 /// Check a customer message against the limits (trees and batch sizes).

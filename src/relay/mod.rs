@@ -429,6 +429,9 @@ mod tests {
         assert_eq!(next_json(&mut out_rx).await["t"], "rules");
         in_tx.send(Message::Text("{oops".into())).unwrap();
         assert_eq!(next_json(&mut out_rx).await["code"], "malformed");
+        // A frame that cannot be shown not to carry document changes puts
+        // the session into resync (fail closed).
+        assert_eq!(next_json(&mut out_rx).await["t"], "resync");
         in_tx.send(Message::Text(r#"{"t":"end"}"#.into())).unwrap();
         assert_eq!(
             next_json(&mut out_rx).await,

@@ -990,6 +990,21 @@ impl Rewriter {
         })
     }
 
+    /// Whether rewriting a frame of `frame_nodes` nodes (a snapshot's tree,
+    /// or a batch's ops and inserted nodes) may take long enough that it
+    /// should not run on an async I/O worker: the nodes times the rules
+    /// that may be matched against them, and the whole document when the
+    /// rules force full re-matching (`:has` in a non-subject position).
+    pub fn is_heavy(&self, frame_nodes: usize) -> bool {
+        const CHEAP: usize = 20_000;
+        let rules = self.rules.compiled().len() + 1;
+        let doc_nodes = match &self.doc {
+            Some(d) if d.deps.has_nonsubject => d.dom.len(),
+            _ => 0,
+        };
+        frame_nodes.saturating_add(doc_nodes).saturating_mul(rules) > CHEAP
+    }
+
     /// The current page URL, if a snapshot was received.
     pub fn url(&self) -> Option<&str> {
         self.doc.as_ref().map(|d| d.url.as_str())
@@ -1138,7 +1153,7 @@ mod tests {
             viewport: Viewport { w: 1.0, h: 1.0 },
             root: doc,
         };
-        rw.snapshot(snap).unwrap();
+        rw.snapshot(snap.clone()).unwrap();
         let op = || Op::Text {
             id: 2,
             text: "b".into(),
@@ -1164,6 +1179,9 @@ mod tests {
             },
         };
         assert!(matches!(rw.apply(vec![big]), Err(RewriteError::Limit(_))));
+        // A refused batch poisons the mirror until the next snapshot.
+        assert_eq!(rw.apply(vec![op()]), Err(RewriteError::NoDocument));
+        rw.snapshot(snap.clone()).unwrap();
         assert_eq!(rw.apply(vec![op()]), Ok(vec![op()]));
     }
 }

@@ -9,14 +9,15 @@ use super::{AgentIdentity, EndReason, Event, Inner, SessionError, Status};
 use crate::config::Timeouts;
 use crate::policy::{self, Verdict};
 use crate::protocol::{
-    AgentMsg, CustomerMsg, Epoch, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer,
+    self, AgentMsg, CustomerMsg, Epoch, Limits, Mode, NodeId, Presence, SessionState, ToAgent,
+    ToCustomer,
 };
 use crate::rewrite::Rewriter;
 use crate::rules::CompiledRules;
 use crate::store::history::EndCounts;
 use serde::Serialize;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 struct Peer {
@@ -46,8 +47,18 @@ enum DocSync {
 
 /// Back-off before asking again after the `attempts`-th refused resync
 /// snapshot: 1 s, 2 s, 4 s … capped at 30 s.
-fn resync_backoff(attempts: u32) -> std::time::Duration {
-    std::time::Duration::from_secs(1u64 << attempts.min(5)).min(std::time::Duration::from_secs(30))
+fn resync_backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(5)).min(Duration::from_secs(30))
+}
+
+/// What became of rewrite work run off the async workers.
+enum Offloaded<R> {
+    /// Done within the time budget.
+    Done(R),
+    /// Done, but over the budget: the result is not used (fail closed).
+    OverBudget,
+    /// The work panicked: the mirror is not trusted any more.
+    Failed,
 }
 
 /// Serialise a frame; our own types always serialise.
@@ -71,7 +82,11 @@ pub(super) struct Actor {
     state: SessionState,
     mode: Mode,
     control_pending: bool,
-    rewriter: Rewriter,
+    /// The session's rewriter. Heavy work on it runs on the blocking pool
+    /// ([`Actor::offload`]) so a hostile page cannot stall the async workers;
+    /// the actor waits for it, so the lock is never contended.
+    rewriter: Arc<Mutex<Rewriter>>,
+    rewrite_budget: Duration,
     sync: DocSync,
     customer: Option<Peer>,
     agent: Option<Peer>,
@@ -110,7 +125,8 @@ impl Actor {
             state: SessionState::Waiting,
             mode: Mode::Pointer,
             control_pending: false,
-            rewriter: Rewriter::new(rules, limits),
+            rewriter: Arc::new(Mutex::new(Rewriter::new(rules, limits))),
+            rewrite_budget: Duration::from_millis(limits.rewrite_budget_ms),
             sync: DocSync::Awaiting,
             customer: None,
             agent: None,
@@ -192,6 +208,57 @@ impl Actor {
         candidates.into_iter().min_by_key(|(at, _)| *at)
     }
 
+    /// The rewriter, for quick reads (cue, restriction lookups).
+    fn rw(&self) -> MutexGuard<'_, Rewriter> {
+        // A panic in earlier work is handled where it happened (resync);
+        // the data stays usable.
+        self.rewriter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run rewrite work under the frame time budget: on the blocking pool
+    /// when it may be heavy (see [`Rewriter::is_heavy`] for `frame_nodes`;
+    /// `None` = the whole document), else right here.
+    async fn offload<R, F>(&self, frame_nodes: Option<usize>, work: F) -> Offloaded<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Rewriter) -> R + Send + 'static,
+    {
+        let heavy = match frame_nodes {
+            Some(n) => self.rw().is_heavy(n),
+            None => true,
+        };
+        if !heavy {
+            let started = Instant::now();
+            let r = work(&mut self.rw());
+            return if started.elapsed() > self.rewrite_budget {
+                Offloaded::OverBudget
+            } else {
+                Offloaded::Done(r)
+            };
+        }
+        let rw = Arc::clone(&self.rewriter);
+        // The budget is for the rewrite itself, timed where it runs (not the
+        // wait for a blocking thread or for this task to be polled again).
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = rw.lock().unwrap_or_else(|e| e.into_inner());
+            let started = Instant::now();
+            let r = work(&mut guard);
+            (r, started.elapsed())
+        })
+        .await;
+        match joined {
+            Ok((_, took)) if took > self.rewrite_budget => {
+                tracing::warn!(session = %self.id, ms = took.as_millis() as u64, "rewrite over its time budget");
+                Offloaded::OverBudget
+            }
+            Ok((r, _)) => Offloaded::Done(r),
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "rewrite task failed");
+                Offloaded::Failed
+            }
+        }
+    }
+
     fn to_agent(&self, msg: &ToAgent) {
         if let Some(peer) = &self.agent {
             if peer.outbox.push(frame(msg)) == Push::Overflowed {
@@ -243,11 +310,13 @@ impl Actor {
     }
 
     /// The full state for the agent: session, rewritten snapshot, viewport, scroll.
-    fn send_agent_state(&self) {
+    async fn send_agent_state(&self) {
         self.to_agent(&self.session_for_agent());
         match self.sync {
             DocSync::Live(_) => {
-                if let Some(snap) = self.rewriter.agent_snapshot() {
+                if let Offloaded::Done(Some(snap)) =
+                    self.offload(None, |rw| rw.agent_snapshot()).await
+                {
                     self.to_agent(&ToAgent::Snapshot(snap));
                 }
             }
@@ -287,7 +356,7 @@ impl Actor {
             attempts: 0,
             retry_at: None,
         };
-        self.rewriter.discard_document();
+        self.rw().discard_document();
         tracing::info!(session = %self.id, reason, "resynchronising");
         if self.state == SessionState::Active {
             self.to_agent(&ToAgent::Resync {
@@ -309,7 +378,7 @@ impl Actor {
     }
 
     fn update_stats(&mut self) {
-        let s = self.rewriter.stats();
+        let s = self.rw().stats();
         self.masked_max = self.masked_max.max(s.masked as i64);
         self.blocked_max = self.blocked_max.max(s.blocked as i64);
     }
@@ -367,7 +436,7 @@ impl Actor {
                         });
                     }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
                 self.ask_for_snapshot("reconnected");
                 if was_away {
                     self.to_agent(&ToAgent::Presence {
@@ -443,7 +512,7 @@ impl Actor {
                     });
                     self.history("agent_back", "").await;
                 }
-                self.send_agent_state();
+                self.send_agent_state().await;
                 let _ = reply.send(Ok(()));
                 None
             }
@@ -474,23 +543,29 @@ impl Actor {
             Event::Drained { conn } => {
                 if let Some(peer) = self.agent.as_ref().filter(|p| p.conn == conn) {
                     peer.outbox.resynced();
-                    self.send_agent_state();
+                    self.send_agent_state().await;
                 } else if let Some(peer) = self.customer.as_ref().filter(|p| p.conn == conn) {
                     peer.outbox.resynced();
                     self.to_customer(&self.session_for_customer());
-                    self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                    self.to_customer(&ToCustomer::Rules(self.rw().cue()));
                     // a resync request may have been among the dropped frames
                     self.ask_for_snapshot("resync");
                 }
                 None
             }
             Event::Rules(rules) => {
-                let ops = self.rewriter.set_rules(rules);
-                let live = matches!(self.sync, DocSync::Live(_));
-                if live && !ops.is_empty() && self.state == SessionState::Active {
-                    self.to_agent(&ToAgent::Mutations { ops });
+                match self.offload(None, move |rw| rw.set_rules(rules)).await {
+                    Offloaded::Done(ops) => {
+                        let live = matches!(self.sync, DocSync::Live(_));
+                        if live && !ops.is_empty() && self.state == SessionState::Active {
+                            self.to_agent(&ToAgent::Mutations { ops });
+                        }
+                    }
+                    Offloaded::OverBudget | Offloaded::Failed => {
+                        self.enter_resync("over_budget").await;
+                    }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
                 self.update_stats();
                 self.history("rules", "published rules applied").await;
                 None
@@ -505,8 +580,9 @@ impl Actor {
             CustomerMsg::Snapshot(snap) => {
                 let vp = snap.viewport;
                 let epoch = snap.epoch;
-                match self.rewriter.snapshot(snap) {
-                    Ok(out) => {
+                let nodes = protocol::count_nodes(&snap.root);
+                match self.offload(Some(nodes), move |rw| rw.snapshot(snap)).await {
+                    Offloaded::Done(Ok(out)) => {
                         self.sync = DocSync::Live(epoch);
                         self.viewport = Some((vp.w, vp.h));
                         self.scroll = None;
@@ -515,26 +591,41 @@ impl Actor {
                         }
                         self.update_stats();
                     }
-                    Err(e) => {
+                    Offloaded::Done(Err(e)) => {
                         self.report_rewrite_error(&e.to_string());
                         self.enter_resync("snapshot_refused").await;
                     }
+                    Offloaded::Failed => {
+                        self.rw().discard_document();
+                        self.enter_resync("internal").await;
+                    }
+                    Offloaded::OverBudget => {
+                        // Even a fresh snapshot cannot be rewritten in time:
+                        // the page is too heavy for the rules in force.
+                        self.rw().discard_document();
+                        return Some(EndReason::Overloaded);
+                    }
                 }
                 // The URL may have changed: tell the customer which rules apply now.
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
             }
             CustomerMsg::Mutations { epoch, ops } => match self.sync {
-                DocSync::Live(current) if current == epoch => match self.rewriter.apply(ops) {
-                    Ok(out) => {
-                        if active && !out.is_empty() {
-                            self.to_agent(&ToAgent::Mutations { ops: out });
+                DocSync::Live(current) if current == epoch => {
+                    let nodes = ops.len() + ops.iter().map(protocol::op_nodes).sum::<usize>();
+                    match self.offload(Some(nodes), move |rw| rw.apply(ops)).await {
+                        Offloaded::Done(Ok(out)) => {
+                            if active && !out.is_empty() {
+                                self.to_agent(&ToAgent::Mutations { ops: out });
+                            }
                         }
+                        Offloaded::Done(Err(e)) => {
+                            self.report_rewrite_error(&e.to_string());
+                            self.enter_resync("rewrite").await;
+                        }
+                        Offloaded::OverBudget => self.enter_resync("over_budget").await,
+                        Offloaded::Failed => self.enter_resync("internal").await,
                     }
-                    Err(e) => {
-                        self.report_rewrite_error(&e.to_string());
-                        self.enter_resync("rewrite").await;
-                    }
-                },
+                }
                 // A batch for an older document: the current one replaced it.
                 DocSync::Live(_) => {}
                 // Out of step: mutations with no snapshot on this connection.
@@ -543,18 +634,20 @@ impl Actor {
             },
             CustomerMsg::Navigate { epoch, url, title } => {
                 if self.sync == DocSync::Live(epoch) {
-                    match self.rewriter.navigate(url, title) {
-                        Ok((page, ops)) => {
+                    match self.offload(None, move |rw| rw.navigate(url, title)).await {
+                        Offloaded::OverBudget => self.enter_resync("over_budget").await,
+                        Offloaded::Failed => self.enter_resync("internal").await,
+                        Offloaded::Done(Ok((page, ops))) => {
                             if active {
                                 self.to_agent(&page);
                                 if !ops.is_empty() {
                                     self.to_agent(&ToAgent::Mutations { ops });
                                 }
                             }
-                            self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                            self.to_customer(&ToCustomer::Rules(self.rw().cue()));
                             self.update_stats();
                         }
-                        Err(e) => {
+                        Offloaded::Done(Err(e)) => {
                             self.report_rewrite_error(&e.to_string());
                             self.enter_resync("rewrite").await;
                         }
@@ -643,7 +736,8 @@ impl Actor {
                     });
                     return None;
                 }
-                match policy::check(&action, self.state, self.mode, &self.rewriter) {
+                let verdict = policy::check(&action, self.state, self.mode, &self.rw());
+                match verdict {
                     Verdict::Forward(out) => self.to_customer(&out),
                     Verdict::Deny { action, reason } => {
                         self.denied += 1;

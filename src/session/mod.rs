@@ -90,6 +90,9 @@ pub enum EndReason {
     InteractionEnded,
     ApiEnded,
     ServerShutdown,
+    /// The customer's page cannot be rewritten within the time budget, even
+    /// from a fresh snapshot.
+    Overloaded,
 }
 
 impl EndReason {
@@ -105,6 +108,7 @@ impl EndReason {
             EndReason::InteractionEnded => "interaction_ended",
             EndReason::ApiEnded => "api_ended",
             EndReason::ServerShutdown => "server_shutdown",
+            EndReason::Overloaded => "overloaded",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod backpressure;
 mod bad_input;
+mod budgets;
 mod fail_closed;
 mod lifecycle;
 mod timeouts;
