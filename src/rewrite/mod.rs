@@ -482,7 +482,7 @@ impl Doc {
                 let s = self.dom.set_attr(id, &name, value.as_deref())?;
                 let keys = changed_keys(&name, old.as_deref(), value.as_deref());
                 self.changed_element(s, &keys, &mut d);
-                if name.eq_ignore_ascii_case("type") {
+                if render::affects_own_bits(&name) {
                     d.own.push(s);
                 }
                 let top = self.update(rules, d);
@@ -703,9 +703,11 @@ impl Rewriter {
         }
         let mut out = Vec::new();
         let mut clear = BatchLog::new();
+        let touched = render::text_touch_points(&doc.dom, &ops);
         for op in ops {
             doc.apply_op(&rules, &limits, op, &mut out, &mut clear)?;
         }
+        render::refresh_card_blocks(&doc.dom, &touched, &rules.settings, &mut out);
         // A node rendered in clear earlier in this batch and hidden at its
         // end (masked after capture, moved into a masked subtree): its
         // later re-send already replaced that content in the agent's copy,
@@ -818,7 +820,8 @@ impl Rewriter {
             Some(Restriction::Blocked)
         } else if eff & E_DISABLED != 0 {
             Some(Restriction::Disabled)
-        } else if eff & E_MASKED != 0 {
+        } else if eff & E_MASKED != 0 || render::detector_masked(&doc.dom, s, &self.rules.settings)
+        {
             Some(Restriction::Masked)
         } else {
             None

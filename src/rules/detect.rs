@@ -26,9 +26,7 @@ pub const MASK: char = '•';
 pub const FIXED_MASK: &str = "••••••••";
 
 /// Characters allowed between two digits of one digit run (at most 3 in a row).
-pub const SEPARATORS: [char; 7] = [
-    ' ', '-', '.', '\u{a0}', '\u{2009}', '\u{202f}', '\u{2007}',
-];
+pub const SEPARATORS: [char; 7] = [' ', '-', '.', '\u{a0}', '\u{2009}', '\u{202f}', '\u{2007}'];
 
 /// How many digits of a long run the value rule keeps.
 pub const KEEP_DIGITS: usize = 6;
@@ -379,10 +377,7 @@ mod tests {
         }
         assert_eq!(mask_long_runs("4111111"), "411111•");
         // separators (space, dash, dot, no-break, thin, narrow, figure) stay
-        assert_eq!(
-            mask_long_runs("4111 1111-1111.1111"),
-            "4111 11••-••••.••••"
-        );
+        assert_eq!(mask_long_runs("4111 1111-1111.1111"), "4111 11••-••••.••••");
         assert_eq!(
             mask_long_runs("41\u{a0}11\u{2009}11\u{202f}11\u{2007}11"),
             "41\u{a0}11\u{2009}11\u{202f}••\u{2007}••"
