@@ -3,4 +3,5 @@
 mod backpressure;
 mod bad_input;
 mod lifecycle;
+mod privacy_render;
 mod timeouts;
