@@ -739,7 +739,7 @@ fn card_number_split_across_inline_elements_of_one_block() {
     let rules = compiled(&[], SiteSettings::default());
     let html = "<p>Card <span>4111</span> <span>1111</span> <b>1111</b> <i>1111</i> ok</p>\
                 <div><span>4111</span><div>1111 1111 1111</div></div>";
-    let mut s = Session::new(rules, html, URL);
+    let s = Session::new(rules, html, URL);
     let agent = s.agent_json();
     // only the second block's "4111" is shown: a nested block breaks the run
     assert_eq!(agent.matches("\"4111\"").count(), 1, "{agent}");
