@@ -1009,3 +1009,123 @@ pub fn agent_page(url: &str, title: &str, settings: &SiteSettings) -> (String, S
     };
     (redact(url, d).into_owned(), title)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn style_of_masked_elements_keeps_only_layout_declarations() {
+        let s = "WIDTH: 10px; color: red; --who: ann; margin-top: 2px; \
+                 background: url(/x?u=ann); font-family: 'Ann'; height: var(--h); \
+                 content: attr(title); padding: 1px 2px; border-top-width: 1px; \
+                 grid-template-areas: \"a b\"; display: flex";
+        assert_eq!(
+            sanitize_style(s),
+            "WIDTH: 10px; margin-top: 2px; padding: 1px 2px; border-top-width: 1px; display: flex"
+        );
+    }
+
+    #[test]
+    fn handlers_are_recognised_in_any_case() {
+        for n in ["onclick", "ONCLICK", "OnMouseOver", "onerror"] {
+            assert!(is_event_handler(n), "{n}");
+        }
+        for n in ["open", "OPEN", "on", "o"] {
+            assert!(!is_event_handler(n), "{n}");
+        }
+        assert!(is_forbidden("srcdoc") && is_forbidden("data-cobrowse-masked"));
+    }
+
+    #[test]
+    fn agent_url_drops_query_and_fragment_unless_allowed() {
+        let url = "https://a.example/p/q?x=1&email=ann@example.com#f";
+        let mut settings = SiteSettings::default();
+        assert_eq!(agent_page(url, "T", &settings).0, "https://a.example/p/q");
+        assert_eq!(
+            agent_page("https://a.example/#x", "T", &settings).0,
+            "https://a.example/"
+        );
+        settings.show_url_query = true;
+        assert_eq!(agent_page(url, "T", &settings).0, url);
+        settings.privacy = PrivacyLevel::MaskAll;
+        assert_eq!(agent_page(url, "My order", &settings).1, "•• •••••");
+    }
+
+    fn input(attrs: &[(&str, &str)]) -> ElementData {
+        ElementData {
+            tag: "input".into(),
+            ns: Ns::Html,
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: None,
+            checked: None,
+            was_password: false,
+        }
+    }
+
+    #[test]
+    fn free_text_fields_follow_the_protocol_list() {
+        for t in [
+            "", "text", "search", "number", "email", "url", "password", "weird",
+        ] {
+            assert!(is_free_text(&input(&[("type", t)])), "{t}");
+        }
+        for t in [
+            "tel", "TEL", "date", "checkbox", "hidden", "submit", "color", "range",
+        ] {
+            assert!(!is_free_text(&input(&[("type", t)])), "{t}");
+        }
+        assert!(!is_free_text(&input(&[("autocomplete", "tel-national")])));
+        assert!(!is_free_text(&input(&[("AUTOCOMPLETE", "Tel")])));
+        assert!(is_free_text(&input(&[("autocomplete", "cc-number")])));
+    }
+
+    #[test]
+    fn passwords_get_a_fixed_length_mask_and_unmask_never_lifts_them() {
+        let mut pw = input(&[("type", "password")]);
+        pw.value = Some("x".into());
+        let s = SiteSettings::default();
+        assert_eq!(
+            agent_value(&pw, E_MASKED, &s).0.as_deref(),
+            Some("••••••••")
+        );
+        pw.value = Some(String::new());
+        assert_eq!(agent_value(&pw, E_MASKED, &s).0.as_deref(), Some(""));
+        // was a password once: the mark alone is enough
+        let mut shown = input(&[("type", "text")]);
+        shown.was_password = true;
+        assert!(is_password(&shown));
+        assert!(own_bits_password_mask(&shown));
+    }
+
+    /// `own_bits` sets the mask bit for a password-marked element whatever
+    /// the rules (checked through a one-element mirror).
+    fn own_bits_password_mask(e: &ElementData) -> bool {
+        let node = Node::Document {
+            id: 1,
+            children: vec![Node::Element {
+                id: 2,
+                tag: e.tag.clone(),
+                ns: None,
+                attrs: e.attrs.clone(),
+                children: Vec::new(),
+                value: None,
+                checked: None,
+            }],
+        };
+        let Ok(dom) = Dom::from_node(&node, &crate::protocol::Limits::default()) else {
+            return false;
+        };
+        let Some(slot) = dom.slot(2) else {
+            return false;
+        };
+        let sticky: FxHashSet<NodeId> = [2].into_iter().collect();
+        let rules = CompiledRules::default();
+        let bits = own_bits(&dom, slot, &rules, &[], &mut Matcher::default(), &sticky);
+        let eff = eff_of(0, bits | O_UNMASK, PrivacyLevel::Allow);
+        eff & E_MASKED != 0
+    }
+}
