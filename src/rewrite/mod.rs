@@ -505,7 +505,7 @@ impl Doc {
                 let s = self.dom.set_attr(id, &name, value.as_deref())?;
                 let keys = changed_keys(&name, old.as_deref(), value.as_deref());
                 self.changed_element(s, &keys, &mut d);
-                if name.eq_ignore_ascii_case("type") {
+                if render::affects_own_bits(&name) {
                     d.own.push(s);
                 }
                 let top = self.update(rules, d);
@@ -623,7 +623,8 @@ impl Doc {
                     checked,
                 }
             }
-            Kind::Text(t) | Kind::Comment(t) => {
+            Kind::Text(_) => EndContent::Text(render::agent_text_at(&self.dom, s, settings)),
+            Kind::Comment(t) => {
                 let pe = n.parent.map(|p| parent_eff(&self.dom, p)).unwrap_or(0);
                 EndContent::Text(agent_text(t, pe, settings))
             }
@@ -899,6 +900,7 @@ impl Rewriter {
         }
         let mut out = Vec::new();
         let mut clear = BatchLog::new();
+        let touched = render::text_touch_points(&doc.dom, &ops);
         for op in ops {
             if let Err(e) = doc.apply_op(&rules, &limits, op, &mut out, &mut clear) {
                 // Atomic: nothing of a failed batch is returned, and the
@@ -908,6 +910,9 @@ impl Rewriter {
             }
         }
         doc.settle_to_end_state(&mut out, &clear, &rules.settings);
+        // Card numbers split across a block's inline elements: decided on the
+        // end state too, after the per-node settling above.
+        render::refresh_card_blocks(&doc.dom, &touched, &rules.settings, &mut out);
         Ok(out)
     }
 
@@ -1053,7 +1058,8 @@ impl Rewriter {
             Some(Restriction::Blocked)
         } else if eff & E_DISABLED != 0 {
             Some(Restriction::Disabled)
-        } else if eff & E_MASKED != 0 {
+        } else if eff & E_MASKED != 0 || render::detector_masked(&doc.dom, s, &self.rules.settings)
+        {
             Some(Restriction::Masked)
         } else {
             None

@@ -7,17 +7,28 @@
 //! - [`render`] (with [`agent_attrs`], [`agent_value`], [`agent_text`]): one
 //!   mirror node turned into its agent form under that state.
 //!
+//! - [`agent_text_at`] + [`refresh_card_blocks`]: card numbers split across
+//!   the inline elements of one block (the block's text decides; each text
+//!   node is redacted where a detected run overlaps it).
+//!
 //! Nothing else in the engine decides what the agent may see.
 //!
-//! Layout attributes kept on a blocked element: `class`, `width`, `height`,
-//! `hidden`, `dir`, and `style` without `url(...)`, quotes or `content`.
-//! Always dropped: `srcdoc` (its HTML is not rewritten), `on*` handlers and
-//! customer attributes named `data-cobrowse-*` (markers are ours).
+//! Masked and blocked elements (and everything under a masked element) keep
+//! only the layout attributes of [`LAYOUT_ATTRS`] and a `style` reduced to
+//! layout properties ([`sanitize_style`]); `value`/`placeholder` of masked
+//! elements are masked, everything else is dropped. Passwords and masked
+//! `<select>` values get a fixed-length mask. Always dropped: `srcdoc` (its
+//! HTML is not rewritten), `on*` handlers and customer attributes named
+//! `data-cobrowse-*` (markers are ours). Attribute names are compared
+//! ASCII case-insensitively.
 
 use crate::dom::select::Matcher;
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
-use crate::protocol::{Node, NodeId};
-use crate::rules::detect::{mask_chars, redact};
+use crate::protocol::{Node, NodeId, Op};
+use crate::rules::detect::{
+    apply_hide, card_hide, fixed_mask, has_long_run, is_run_digit, mask_chars, other_hide, redact,
+    redact_value, MASK,
+};
 use crate::rules::{Action, CompiledRules, PrivacyLevel, SelectorRef, SiteSettings};
 use rustc_hash::FxHashSet;
 use std::collections::BTreeMap;
@@ -32,6 +43,15 @@ pub const O_DISABLE: u8 = 4;
 pub const O_UNMASK: u8 = 8;
 /// Own bit: the element is a form control holding a value.
 pub const O_CONTROL: u8 = 16;
+/// Own bit: the element starts an editable region (`contenteditable`,
+/// `<textarea>`): its text follows the card value rule, and mask-inputs
+/// masks it.
+pub const O_EDIT: u8 = 32;
+/// Own bit: `contenteditable=false` ends an editable region.
+pub const O_NOEDIT: u8 = 64;
+/// Own bit: the privacy level leaves this element's content alone (button
+/// labels, `<style>` text, stylesheet links); rules still apply.
+pub const O_KEEP: u8 = 128;
 
 /// Effective bit: the element or an ancestor is blocked.
 pub const E_BLOCKED: u8 = 1;
@@ -42,6 +62,10 @@ pub const E_DISABLED: u8 = 8;
 const E_CONTROL: u8 = 16;
 /// Effective bit: text, values and text-bearing attributes are masked.
 pub const E_MASKED: u8 = 32;
+/// Effective bit: inside an editable region.
+pub const E_EDITABLE: u8 = 64;
+/// Effective bit: exempt from the privacy level (see [`O_KEEP`]).
+const E_KEEP: u8 = 128;
 
 /// Marker attributes on rewritten elements.
 pub const MARK_MASKED: &str = "data-cobrowse-masked";
@@ -57,8 +81,110 @@ fn action_bit(a: Action) -> u8 {
     }
 }
 
+/// The lower-cased, trimmed `type` of an element ("" if none).
+fn input_type(e: &ElementData) -> String {
+    attr_ci(e, "type")
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// An attribute by ASCII case-insensitive name.
+fn attr_ci<'a>(e: &'a ElementData, name: &str) -> Option<&'a str> {
+    e.attr(name).or_else(|| {
+        e.attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    })
+}
+
+/// `<input type=submit|button|reset>`: its value is a label, not data.
+fn is_button_input(e: &ElementData) -> bool {
+    e.is_html("input") && matches!(input_type(e).as_str(), "submit" | "button" | "reset")
+}
+
 fn is_value_control(e: &ElementData) -> bool {
-    e.ns == Ns::Html && matches!(e.tag.as_str(), "input" | "textarea" | "select")
+    e.ns == Ns::Html
+        && matches!(e.tag.as_str(), "input" | "textarea" | "select")
+        && !is_button_input(e)
+}
+
+/// A password field now or at any time on this page (snippet mark or the
+/// mirror's memory).
+pub fn is_password(e: &ElementData) -> bool {
+    e.was_password || (e.is_html("input") && input_type(e) == "password")
+}
+
+/// The free-text fields whose values follow the card value rule:
+/// `<textarea>` and `<input>` of type text/search/number/email/url/password
+/// (or no type, or a type the browser does not know, which it shows as
+/// text); never `type=tel` or `autocomplete=tel*`.
+pub fn is_free_text(e: &ElementData) -> bool {
+    if e.is_html("textarea") {
+        return true;
+    }
+    if !e.is_html("input") {
+        return false;
+    }
+    if attr_ci(e, "autocomplete").is_some_and(|a| a.trim().to_ascii_lowercase().starts_with("tel"))
+    {
+        return false;
+    }
+    !matches!(
+        input_type(e).as_str(),
+        "tel"
+            | "date"
+            | "time"
+            | "datetime-local"
+            | "month"
+            | "week"
+            | "color"
+            | "range"
+            | "checkbox"
+            | "radio"
+            | "file"
+            | "hidden"
+            | "submit"
+            | "button"
+            | "reset"
+            | "image"
+    )
+}
+
+/// Attributes whose change can alter [`own_bits`] without any rule reading
+/// them (the engine must re-derive the element's own bits).
+pub fn affects_own_bits(name: &str) -> bool {
+    ["type", "contenteditable", "rel"]
+        .iter()
+        .any(|a| name.eq_ignore_ascii_case(a))
+}
+
+/// The editable-region bits of an element.
+fn edit_bits(e: &ElementData) -> u8 {
+    if e.is_html("textarea") {
+        return O_EDIT;
+    }
+    match attr_ci(e, "contenteditable").map(|v| v.trim().to_ascii_lowercase()) {
+        Some(v) if v.is_empty() || v == "true" || v == "plaintext-only" => O_EDIT,
+        Some(v) if v == "false" => O_NOEDIT,
+        _ => 0,
+    }
+}
+
+/// Whether the privacy level leaves this element's content alone.
+fn is_kept(e: &ElementData) -> bool {
+    if e.ns != Ns::Html {
+        return false;
+    }
+    match e.tag.as_str() {
+        "button" | "style" => true,
+        "input" => is_button_input(e),
+        "link" => attr_ci(e, "rel").is_some_and(|r| {
+            r.split_ascii_whitespace()
+                .any(|t| t.eq_ignore_ascii_case("stylesheet"))
+        }),
+        _ => false,
+    }
 }
 
 fn is_form_control(e: &ElementData) -> bool {
@@ -132,12 +258,16 @@ pub fn own_bits(
     if is_value_control(e) {
         bits |= O_CONTROL;
     }
-    bits
+    if is_kept(e) {
+        bits |= O_KEEP;
+    }
+    bits | edit_bits(e)
 }
 
 /// The effective state of an element from its parent's and its own bits.
 pub fn eff_of(parent: u8, own: u8, level: PrivacyLevel) -> u8 {
-    let mut e = parent & (E_BLOCKED | E_MASK_RULE | E_UNMASK | E_DISABLED | E_CONTROL);
+    let mut e = parent
+        & (E_BLOCKED | E_MASK_RULE | E_UNMASK | E_DISABLED | E_CONTROL | E_EDITABLE | E_KEEP);
     if own & O_BLOCK != 0 {
         e |= E_BLOCKED;
     }
@@ -153,11 +283,19 @@ pub fn eff_of(parent: u8, own: u8, level: PrivacyLevel) -> u8 {
     if own & O_CONTROL != 0 {
         e |= E_CONTROL;
     }
+    if own & O_EDIT != 0 {
+        e |= E_EDITABLE;
+    } else if own & O_NOEDIT != 0 {
+        e &= !E_EDITABLE;
+    }
+    if own & O_KEEP != 0 {
+        e |= E_KEEP;
+    }
     let lifted = e & E_UNMASK != 0;
     let by_level = match level {
         PrivacyLevel::Allow => false,
-        PrivacyLevel::MaskInputs => !lifted && e & E_CONTROL != 0,
-        PrivacyLevel::MaskAll => !lifted,
+        PrivacyLevel::MaskInputs => !lifted && e & (E_CONTROL | E_EDITABLE) != 0,
+        PrivacyLevel::MaskAll => !lifted && e & E_KEEP == 0,
     };
     if e & E_MASK_RULE != 0 || by_level {
         e |= E_MASKED;
@@ -184,117 +322,195 @@ pub fn parent_eff(dom: &Dom, slot: Slot) -> u8 {
     }
 }
 
-const TEXT_ATTRS: &[&str] = &[
-    "value",
-    "placeholder",
-    "title",
-    "alt",
-    "aria-label",
-    "aria-valuetext",
-    "aria-description",
-    "aria-placeholder",
-    "aria-roledescription",
-    "name",
-    "label",
-    "content",
-    "summary",
-    "abbr",
-    "download",
+/// The attributes a masked or blocked element (and anything under a masked
+/// element) keeps: what layout needs and nothing that carries text.
+pub const LAYOUT_ATTRS: &[&str] = &[
+    "class",
+    "id",
+    "type",
+    "role",
+    "width",
+    "height",
+    "dir",
+    "hidden",
+    "colspan",
+    "rowspan",
+    "span",
+    "size",
+    "cols",
+    "rows",
+    "lang",
+    "tabindex",
+    "aria-hidden",
+    "disabled",
+    "multiple",
+    "viewbox",
 ];
 
-const URL_ATTRS: &[&str] = &[
-    "href",
-    "src",
-    "action",
-    "formaction",
-    "poster",
-    "cite",
-    "background",
-    "xlink:href",
-    "ping",
-    "data",
+/// Attributes of a masked element that are kept in masked form (their
+/// text shows as mask characters, the box keeps its look).
+const MASKED_ATTRS: &[&str] = &["value", "placeholder"];
+
+/// CSS properties kept in the `style` of masked and blocked elements.
+const LAYOUT_PROPS: &[&str] = &[
+    "display",
+    "position",
+    "width",
+    "height",
+    "min-width",
+    "min-height",
+    "max-width",
+    "max-height",
+    "box-sizing",
+    "float",
+    "clear",
+    "overflow",
+    "overflow-x",
+    "overflow-y",
+    "visibility",
+    "top",
+    "left",
+    "right",
+    "bottom",
+    "inset",
+    "z-index",
+    "font-size",
+    "line-height",
+    "border-width",
+    "border-style",
+    "flex",
+    "flex-direction",
+    "flex-wrap",
+    "flex-flow",
+    "flex-grow",
+    "flex-shrink",
+    "flex-basis",
+    "order",
+    "align-items",
+    "align-self",
+    "align-content",
+    "justify-content",
+    "justify-items",
+    "justify-self",
+    "place-items",
+    "place-content",
+    "gap",
+    "row-gap",
+    "column-gap",
+    "grid-template-columns",
+    "grid-template-rows",
+    "grid-auto-flow",
+    "grid-auto-columns",
+    "grid-auto-rows",
+    "grid-column",
+    "grid-row",
+    "grid-column-start",
+    "grid-column-end",
+    "grid-row-start",
+    "grid-row-end",
 ];
 
-const LAYOUT_ATTRS: &[&str] = &["class", "width", "height", "hidden", "dir"];
+fn is_layout_prop(p: &str) -> bool {
+    LAYOUT_PROPS.contains(&p)
+        || p.starts_with("margin")
+        || p.starts_with("padding")
+        || (p.starts_with("border-") && (p.ends_with("-width") || p.ends_with("-style")))
+}
 
-/// `on*` event handler attributes (customer script is never forwarded).
+/// `on*` event handler attributes (customer script is never forwarded);
+/// any ASCII case.
 pub fn is_event_handler(name: &str) -> bool {
-    name.len() > 2 && name.starts_with("on") && name != "open"
+    name.len() > 2
+        && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("on"))
+        && !name.eq_ignore_ascii_case("open")
 }
 
-fn is_text_attr(name: &str) -> bool {
-    TEXT_ATTRS.contains(&name) || name.starts_with("data-") || name.starts_with("aria-")
+/// Attributes never forwarded, in any state: handlers, `srcdoc`, forged
+/// `data-cobrowse-*` markers (names lower-cased by the caller).
+fn is_forbidden(lname: &str) -> bool {
+    lname.starts_with("data-cobrowse-") || lname == "srcdoc" || is_event_handler(lname)
 }
 
-/// Keep only CSS declarations that cannot carry text: no `url(...)`,
-/// no quoted strings, no escapes, no `content`.
+/// Keep only the layout declarations of a `style` attribute: properties in
+/// the layout list, and values without strings, escapes, comments,
+/// `url()`, `image`, `var()`, `attr()`, `env()` or custom properties.
 pub fn sanitize_style(style: &str) -> String {
     style
         .split(';')
         .filter(|d| {
             let l = d.to_ascii_lowercase();
-            let prop = l.split(':').next().unwrap_or("").trim().to_string();
-            !d.trim().is_empty()
-                && !l.contains("url(")
-                && !l.contains("image")
-                && !l.contains(['"', '\'', '\\'])
-                && prop != "content"
+            let Some((prop, value)) = l.split_once(':') else {
+                return false;
+            };
+            let prop = prop.trim();
+            is_layout_prop(prop)
+                && !value.contains(['"', '\'', '\\', '(', '@', '<', '>'])
+                && !value.contains("--")
+                && !value.contains("/*")
+                && !value.contains("image")
         })
         .map(str::trim)
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-fn strip_query(url: &str) -> String {
+/// The page URL without its query string and fragment.
+pub fn strip_query(url: &str) -> &str {
     let cut = url.find(['?', '#']).unwrap_or(url.len());
-    url[..cut].to_string()
+    &url[..cut]
 }
 
-/// The attributes the agent gets for an element in state `eff`, given
-/// whether it is the blocked box itself.
+/// The masked form of a value: fixed length for passwords and `<select>`s.
+fn masked_value(e: &ElementData, v: &str) -> String {
+    if is_password(e) || e.is_html("select") {
+        fixed_mask(v)
+    } else {
+        mask_chars(v)
+    }
+}
+
+/// The attributes the agent gets for an element in state `eff`.
 pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMap<String, String> {
     let d = &settings.detectors;
     let mut out = BTreeMap::new();
     let disabled = eff & E_DISABLED != 0;
-    if eff & E_BLOCKED != 0 {
-        for (k, v) in &e.attrs {
-            if LAYOUT_ATTRS.contains(&k.as_str()) {
-                out.insert(k.clone(), redact(v, d).into_owned());
-            } else if k == "style" {
-                let s = sanitize_style(v);
-                if !s.is_empty() {
-                    out.insert(k.clone(), redact(&s, d).into_owned());
-                }
-            }
+    let blocked = eff & E_BLOCKED != 0;
+    let masked = eff & E_MASKED != 0;
+    for (k, v) in &e.attrs {
+        let lname = k.to_ascii_lowercase();
+        let l = lname.as_str();
+        if is_forbidden(l) {
+            continue;
         }
+        let value = if blocked || masked {
+            if LAYOUT_ATTRS.contains(&l) {
+                redact(v, d).into_owned()
+            } else if l == "style" {
+                let s = sanitize_style(v);
+                if s.is_empty() {
+                    continue;
+                }
+                s
+            } else if masked && !blocked && l == "value" {
+                masked_value(e, v)
+            } else if masked && !blocked && MASKED_ATTRS.contains(&l) {
+                mask_chars(v)
+            } else {
+                continue;
+            }
+        } else if l == "value" && is_free_text(e) {
+            redact_value(v, d).into_owned()
+        } else {
+            redact(v, d).into_owned()
+        };
+        out.insert(k.clone(), value);
+    }
+    if blocked {
         out.insert(MARK_BLOCKED.into(), String::new());
         if disabled {
             out.insert(MARK_DISABLED.into(), String::new());
         }
         return out;
-    }
-    let masked = eff & E_MASKED != 0;
-    for (k, v) in &e.attrs {
-        let k_str = k.as_str();
-        if k_str.starts_with("data-cobrowse-") || k_str == "srcdoc" || is_event_handler(k_str) {
-            continue;
-        }
-        let value = if masked {
-            if matches!(k_str, "checked" | "selected" | "srcset") {
-                continue;
-            } else if is_text_attr(k_str) {
-                mask_chars(v)
-            } else if URL_ATTRS.contains(&k_str) {
-                redact(&strip_query(v), d).into_owned()
-            } else if k_str == "style" {
-                sanitize_style(v)
-            } else {
-                redact(v, d).into_owned()
-            }
-        } else {
-            redact(v, d).into_owned()
-        };
-        out.insert(k.clone(), value);
     }
     if masked {
         out.insert(MARK_MASKED.into(), String::new());
@@ -318,23 +534,349 @@ pub fn agent_value(
         return (None, None);
     }
     if eff & E_MASKED != 0 {
-        return (e.value.as_deref().map(mask_chars), None);
+        return (e.value.as_deref().map(|v| masked_value(e, v)), None);
     }
-    (
-        e.value
-            .as_deref()
-            .map(|v| redact(v, &settings.detectors).into_owned()),
-        e.checked,
-    )
+    let d = &settings.detectors;
+    let value = e.value.as_deref().map(|v| {
+        if is_free_text(e) {
+            redact_value(v, d).into_owned()
+        } else {
+            redact(v, d).into_owned()
+        }
+    });
+    (value, e.checked)
 }
 
-/// Text (or comment data) under a parent in state `parent_eff`.
+/// Text (or comment data) under a parent in state `parent_eff`, judged on
+/// its own (see [`agent_text_at`] for the block-aware form of text nodes).
 pub fn agent_text(text: &str, parent_eff: u8, settings: &SiteSettings) -> String {
     if parent_eff & E_MASKED != 0 {
         mask_chars(text)
+    } else if parent_eff & E_EDITABLE != 0 {
+        redact_value(text, &settings.detectors).into_owned()
     } else {
         redact(text, &settings.detectors).into_owned()
     }
+}
+
+/// Inline elements: their text joins the text around them (a card number
+/// may be split across them). Everything else starts or ends a block.
+const INLINE_TAGS: &[&str] = &[
+    "a", "abbr", "b", "bdi", "bdo", "br", "cite", "code", "data", "del", "dfn", "em", "font", "i",
+    "ins", "kbd", "label", "mark", "nobr", "q", "s", "samp", "small", "span", "strike", "strong",
+    "sub", "sup", "time", "tt", "u", "var", "wbr",
+];
+
+fn is_inline(dom: &Dom, slot: Slot) -> bool {
+    dom.element(slot)
+        .is_some_and(|e| e.ns == Ns::Html && INLINE_TAGS.contains(&e.tag.as_str()))
+}
+
+/// The block whose text decides a node's card runs: the nearest ancestor
+/// (or the node itself, for an element) that is not an inline element.
+pub fn block_of(dom: &Dom, slot: Slot) -> Slot {
+    let mut cur = if matches!(dom.node(slot).kind, Kind::Element(_)) {
+        slot
+    } else {
+        match dom.parent(slot) {
+            Some(p) => p,
+            None => return slot,
+        }
+    };
+    while is_inline(dom, cur) {
+        match dom.parent(cur) {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    cur
+}
+
+/// One step of a block's inline order: text nodes in document order,
+/// descending only into inline elements; a nested non-inline element is a
+/// break (`None` text).
+fn next_in_block(dom: &Dom, block: Slot, x: Slot) -> Option<Slot> {
+    if x == block || is_inline(dom, x) {
+        if let Some(c) = dom.node(x).first_child {
+            return Some(c);
+        }
+    }
+    let mut cur = x;
+    while cur != block {
+        if let Some(n) = dom.node(cur).next {
+            return Some(n);
+        }
+        cur = dom.parent(cur)?;
+    }
+    None
+}
+
+fn prev_in_block(dom: &Dom, block: Slot, x: Slot) -> Option<Slot> {
+    if x == block {
+        return None;
+    }
+    match dom.node(x).prev {
+        Some(mut p) => {
+            while is_inline(dom, p) {
+                match dom.node(p).last_child {
+                    Some(c) => p = c,
+                    None => break,
+                }
+            }
+            Some(p)
+        }
+        None => dom.parent(x).filter(|&p| p != block),
+    }
+}
+
+/// What one step contributes to the block text.
+enum Piece<'a> {
+    Text(&'a str),
+    Break,
+    Nothing,
+}
+
+fn piece(dom: &Dom, s: Slot) -> Piece<'_> {
+    match &dom.node(s).kind {
+        Kind::Text(t) => Piece::Text(t),
+        Kind::Element(_) if is_inline(dom, s) => Piece::Nothing,
+        Kind::Element(_) => Piece::Break,
+        _ => Piece::Nothing,
+    }
+}
+
+/// Characters of context gathered on each side of a text node (a card
+/// stretch spans at most 19 digits and 18 × 3 separators).
+const WINDOW: usize = 80;
+/// Hard cap on context in one very long run.
+const WINDOW_CAP: usize = 4096;
+
+fn ends_run(t: &str) -> bool {
+    t.chars()
+        .any(|c| !is_run_digit(c) && !crate::rules::detect::SEPARATORS.contains(&c))
+}
+
+/// The text node at `slot` with the card rules applied over its block's
+/// text: the text rule (Luhn), or the value rule inside an editable region.
+/// Other detectors judge the node's own text.
+pub fn agent_text_at(dom: &Dom, slot: Slot, settings: &SiteSettings) -> String {
+    let n = dom.node(slot);
+    let pe = n.parent.map(|p| parent_eff(dom, p)).unwrap_or(0);
+    let text = match &n.kind {
+        Kind::Text(t) => t.as_str(),
+        Kind::Comment(t) => return agent_text(t, pe, settings),
+        _ => return String::new(),
+    };
+    let d = &settings.detectors;
+    if pe & E_MASKED != 0 || !d.card || !text.chars().any(is_run_digit) {
+        return agent_text(text, pe, settings);
+    }
+    let value_rule = pe & E_EDITABLE != 0;
+    let block = block_of(dom, slot);
+    // context before (nearest first), then after
+    let mut before: Vec<Piece> = Vec::new();
+    let (mut got, mut cur) = (0usize, prev_in_block(dom, block, slot));
+    while let Some(s) = cur {
+        match piece(dom, s) {
+            Piece::Break => break,
+            Piece::Text(t) => {
+                got += t.chars().count();
+                let stop = ends_run(t) && got >= WINDOW;
+                before.push(Piece::Text(t));
+                if stop || got >= WINDOW_CAP {
+                    break;
+                }
+            }
+            Piece::Nothing => {}
+        }
+        cur = prev_in_block(dom, block, s);
+    }
+    let mut after: Vec<&str> = Vec::new();
+    let (mut got, mut cur) = (0usize, next_in_block(dom, block, slot));
+    while let Some(s) = cur {
+        match piece(dom, s) {
+            Piece::Break => break,
+            Piece::Text(t) => {
+                got += t.chars().count();
+                after.push(t);
+                if got >= WINDOW || got >= WINDOW_CAP {
+                    break;
+                }
+            }
+            Piece::Nothing => {}
+        }
+        cur = next_in_block(dom, block, s);
+    }
+    let mut chars: Vec<char> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    for p in before.iter().rev() {
+        if let Piece::Text(t) = p {
+            starts.push(chars.len());
+            chars.extend(t.chars());
+        }
+    }
+    let mine = chars.len();
+    starts.push(mine);
+    chars.extend(text.chars());
+    let mine_end = chars.len();
+    for t in after {
+        starts.push(chars.len());
+        chars.extend(t.chars());
+    }
+    let mut hide = vec![false; chars.len()];
+    card_hide(&chars, &starts, value_rule, &mut hide);
+    let own: Vec<char> = chars[mine..mine_end].to_vec();
+    let mut own_hide = hide[mine..mine_end].to_vec();
+    other_hide(&own, d, &mut own_hide);
+    apply_hide(&own, &own_hide)
+}
+
+/// The nodes a batch's text can touch, resolved on the mirror *before* the
+/// batch: parents of inserts, the parent of each removed node, each text
+/// node changed and its parent. Feed to [`refresh_card_blocks`] after it.
+pub fn text_touch_points(dom: &Dom, ops: &[Op]) -> Vec<NodeId> {
+    let parent_id = |id: NodeId| {
+        dom.slot(id)
+            .and_then(|s| dom.parent(s))
+            .map(|p| dom.node(p).id)
+    };
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            Op::Insert { parent, .. } => out.push(*parent),
+            Op::Remove { id } => out.extend(parent_id(*id)),
+            Op::Text { id, .. } => {
+                out.push(*id);
+                out.extend(parent_id(*id));
+            }
+            Op::Attr { .. } | Op::Value { .. } => {}
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// After a batch: a card number split across the inline elements of a
+/// block can change when any part of the block's text changes, so every
+/// digit-bearing text node of each touched block is re-sent in its final
+/// form, and earlier ops of the batch carrying such a node's text are
+/// rewritten to it (no intermediate clear digits in the message). Text of
+/// touched nodes gone at the end has its digits masked.
+pub fn refresh_card_blocks(
+    dom: &Dom,
+    touched: &[NodeId],
+    settings: &SiteSettings,
+    out: &mut Vec<Op>,
+) {
+    if !settings.detectors.card || touched.is_empty() {
+        return;
+    }
+    let mut blocks: Vec<Slot> = touched
+        .iter()
+        .filter_map(|&id| dom.slot(id))
+        .map(|s| block_of(dom, s))
+        .collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut fresh: BTreeMap<NodeId, String> = BTreeMap::new();
+    for b in blocks {
+        let mut cur = next_in_block(dom, b, b);
+        while let Some(s) = cur {
+            let n = dom.node(s);
+            if let Kind::Text(t) = &n.kind {
+                let pe = n.parent.map(|p| parent_eff(dom, p)).unwrap_or(0);
+                if visible(dom, s)
+                    && pe & (E_MASKED | E_BLOCKED) == 0
+                    && t.chars().any(is_run_digit)
+                {
+                    fresh.insert(n.id, agent_text_at(dom, s, settings));
+                }
+            }
+            cur = next_in_block(dom, b, s);
+        }
+    }
+    let gone: FxHashSet<NodeId> = touched
+        .iter()
+        .copied()
+        .filter(|&id| dom.slot(id).is_none())
+        .collect();
+    let fix = |id: NodeId, text: &mut String| {
+        if let Some(f) = fresh.get(&id) {
+            f.clone_into(text);
+        } else if gone.contains(&id) {
+            *text = text
+                .chars()
+                .map(|c| if c.is_ascii_digit() { MASK } else { c })
+                .collect();
+        }
+    };
+    for op in out.iter_mut() {
+        match op {
+            Op::Text { id, text } => fix(*id, text),
+            Op::Insert { node, .. } => fix_node(node, &fix),
+            _ => {}
+        }
+    }
+    for (id, text) in fresh {
+        out.push(Op::Text { id, text });
+    }
+}
+
+fn fix_node(n: &mut Node, fix: &impl Fn(NodeId, &mut String)) {
+    match n {
+        Node::Text { id, text } => fix(*id, text),
+        Node::Element { children, .. } | Node::Document { children, .. } => {
+            for c in children {
+                fix_node(c, fix);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the agent may not type into node `slot` because of the card
+/// detector: a free-text field whose value holds a run of 7+ digits (also
+/// when the snippet already masked it), or a node in an editable region
+/// whose text does.
+pub fn detector_masked(dom: &Dom, slot: Slot, settings: &SiteSettings) -> bool {
+    if !settings.detectors.card {
+        return false;
+    }
+    let n = dom.node(slot);
+    if let Some(e) = n.element() {
+        if is_free_text(e)
+            && (e.value.as_deref().is_some_and(has_long_run)
+                || attr_ci(e, "value").is_some_and(has_long_run))
+        {
+            return true;
+        }
+    }
+    if holder_eff(dom, slot) & E_EDITABLE == 0 {
+        return false;
+    }
+    // the editable host: the topmost ancestor still in the region
+    let mut host = if n.element().is_some() {
+        slot
+    } else {
+        match n.parent {
+            Some(p) => p,
+            None => return false,
+        }
+    };
+    while let Some(p) = dom.parent(host) {
+        if parent_eff(dom, p) & E_EDITABLE == 0 {
+            break;
+        }
+        host = p;
+    }
+    let mut text = String::new();
+    dom.for_each_in_subtree(host, |s| {
+        if let Kind::Text(t) = &dom.node(s).kind {
+            text.push_str(t);
+        }
+    });
+    has_long_run(&text)
 }
 
 /// Whether the agent's copy contains this node at all (no proper ancestor
@@ -406,7 +948,10 @@ fn render_visible(dom: &Dom, slot: Slot, settings: &SiteSettings, clear: &mut Cl
             if pe & E_MASKED == 0 {
                 clear.push(id);
             }
-            let text = agent_text(t, pe, settings);
+            let text = match n.kind {
+                Kind::Text(_) => agent_text_at(dom, slot, settings),
+                _ => agent_text(t, pe, settings),
+            };
             if matches!(n.kind, Kind::Text(_)) {
                 Node::Text { id, text }
             } else {
@@ -447,7 +992,9 @@ pub fn full_state(
     }
 }
 
-/// The page URL and title as the agent gets them.
+/// The page URL and title as the agent gets them: the URL without query
+/// string and fragment unless the site shows them; the title masked under
+/// mask-all; both through the detectors.
 pub fn agent_page(url: &str, title: &str, settings: &SiteSettings) -> (String, String) {
     let d = &settings.detectors;
     let title = if settings.privacy == PrivacyLevel::MaskAll {
@@ -455,5 +1002,130 @@ pub fn agent_page(url: &str, title: &str, settings: &SiteSettings) -> (String, S
     } else {
         redact(title, d).into_owned()
     };
+    let url = if settings.show_url_query {
+        url
+    } else {
+        strip_query(url)
+    };
     (redact(url, d).into_owned(), title)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn style_of_masked_elements_keeps_only_layout_declarations() {
+        let s = "WIDTH: 10px; color: red; --who: ann; margin-top: 2px; \
+                 background: url(/x?u=ann); font-family: 'Ann'; height: var(--h); \
+                 content: attr(title); padding: 1px 2px; border-top-width: 1px; \
+                 grid-template-areas: \"a b\"; display: flex";
+        assert_eq!(
+            sanitize_style(s),
+            "WIDTH: 10px; margin-top: 2px; padding: 1px 2px; border-top-width: 1px; display: flex"
+        );
+    }
+
+    #[test]
+    fn handlers_are_recognised_in_any_case() {
+        for n in ["onclick", "ONCLICK", "OnMouseOver", "onerror"] {
+            assert!(is_event_handler(n), "{n}");
+        }
+        for n in ["open", "OPEN", "on", "o"] {
+            assert!(!is_event_handler(n), "{n}");
+        }
+        assert!(is_forbidden("srcdoc") && is_forbidden("data-cobrowse-masked"));
+    }
+
+    #[test]
+    fn agent_url_drops_query_and_fragment_unless_allowed() {
+        let url = "https://a.example/p/q?x=1&email=ann@example.com#f";
+        let mut settings = SiteSettings::default();
+        assert_eq!(agent_page(url, "T", &settings).0, "https://a.example/p/q");
+        assert_eq!(
+            agent_page("https://a.example/#x", "T", &settings).0,
+            "https://a.example/"
+        );
+        settings.show_url_query = true;
+        assert_eq!(agent_page(url, "T", &settings).0, url);
+        settings.privacy = PrivacyLevel::MaskAll;
+        assert_eq!(agent_page(url, "My order", &settings).1, "•• •••••");
+    }
+
+    fn input(attrs: &[(&str, &str)]) -> ElementData {
+        ElementData {
+            tag: "input".into(),
+            ns: Ns::Html,
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: None,
+            checked: None,
+            was_password: false,
+        }
+    }
+
+    #[test]
+    fn free_text_fields_follow_the_protocol_list() {
+        for t in [
+            "", "text", "search", "number", "email", "url", "password", "weird",
+        ] {
+            assert!(is_free_text(&input(&[("type", t)])), "{t}");
+        }
+        for t in [
+            "tel", "TEL", "date", "checkbox", "hidden", "submit", "color", "range",
+        ] {
+            assert!(!is_free_text(&input(&[("type", t)])), "{t}");
+        }
+        assert!(!is_free_text(&input(&[("autocomplete", "tel-national")])));
+        assert!(!is_free_text(&input(&[("AUTOCOMPLETE", "Tel")])));
+        assert!(is_free_text(&input(&[("autocomplete", "cc-number")])));
+    }
+
+    #[test]
+    fn passwords_get_a_fixed_length_mask_and_unmask_never_lifts_them() {
+        let mut pw = input(&[("type", "password")]);
+        pw.value = Some("x".into());
+        let s = SiteSettings::default();
+        assert_eq!(
+            agent_value(&pw, E_MASKED, &s).0.as_deref(),
+            Some("••••••••")
+        );
+        pw.value = Some(String::new());
+        assert_eq!(agent_value(&pw, E_MASKED, &s).0.as_deref(), Some(""));
+        // was a password once: the mark alone is enough
+        let mut shown = input(&[("type", "text")]);
+        shown.was_password = true;
+        assert!(is_password(&shown));
+        assert!(own_bits_password_mask(&shown));
+    }
+
+    /// `own_bits` sets the mask bit for a password-marked element whatever
+    /// the rules (checked through a one-element mirror).
+    fn own_bits_password_mask(e: &ElementData) -> bool {
+        let node = Node::Document {
+            id: 1,
+            children: vec![Node::Element {
+                id: 2,
+                tag: e.tag.clone(),
+                ns: None,
+                attrs: e.attrs.clone(),
+                children: Vec::new(),
+                value: None,
+                checked: None,
+            }],
+        };
+        let Ok(dom) = Dom::from_node(&node, &crate::protocol::Limits::default()) else {
+            return false;
+        };
+        let Some(slot) = dom.slot(2) else {
+            return false;
+        };
+        let sticky: FxHashSet<NodeId> = [2].into_iter().collect();
+        let rules = CompiledRules::default();
+        let bits = own_bits(&dom, slot, &rules, &[], &mut Matcher::default(), &sticky);
+        let eff = eff_of(0, bits | O_UNMASK, PrivacyLevel::Allow);
+        eff & E_MASKED != 0
+    }
 }

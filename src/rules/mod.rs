@@ -12,6 +12,7 @@
 //! settings:                       # optional site settings
 //!   privacy: allow                # allow | mask-inputs | mask-all
 //!   detectors: {card: true, email: false, national_id: false}
+//!   show_url_query: false         # agent sees the URL's ?query and #fragment
 //! rules:
 //!   - selector: "input[type=password]"   # CSS selector list
 //!     action: mask                # mask | block | disable | unmask
@@ -136,6 +137,10 @@ pub struct SiteSettings {
     pub privacy: PrivacyLevel,
     #[serde(default)]
     pub detectors: Detectors,
+    /// Whether the agent sees the page URL's query string and fragment
+    /// (off by default: they often carry tokens, e-mail addresses, ids).
+    #[serde(default)]
+    pub show_url_query: bool,
 }
 
 /// A rule pack: the `rules/*.yaml` format, the editor's import/export and the CLI's.

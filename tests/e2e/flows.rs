@@ -27,8 +27,8 @@ async fn agent_sees_text_typed_by_the_customer_but_not_the_password() {
         }
     });
     assert_eq!(name, "Kari Nordmann");
-    // The password field exists in the replica, with a value of the same
-    // length that is not the secret; the secret is nowhere in its DOM.
+    // The password field exists in the replica with a fixed-length mask
+    // (no length side channel); the secret is nowhere in its DOM.
     let pw: String = wait_for!("the masked password in the replica", {
         let v: String = s
             .agent
@@ -36,7 +36,7 @@ async fn agent_sees_text_typed_by_the_customer_but_not_the_password() {
                 "{REPLICA} return d.getElementById('password').value;"
             ))
             .await?;
-        if v.chars().count() == "hunter2-secret".len() {
+        if v == "••••••••" {
             Ok(v)
         } else {
             Err(v)
@@ -635,7 +635,7 @@ async fn agent_viewer_screenshot_of_the_demo_checkout() {
                  d.getElementById('password').value, d.defaultView.scrollY];"
             ))
             .await?;
-        if !hidden && v.chars().count() == 13 && y > 0.0 {
+        if !hidden && v == "••••••••" && y > 0.0 {
             Ok(())
         } else {
             Err(format!("{hidden} {v} {y}"))

@@ -107,7 +107,7 @@ fn apply_to_html_rewrites_without_scripts() {
         "{out}"
     );
     assert!(
-        out.contains("value=\"•••••\"")
+        out.contains("value=\"••••••••\"")
             && out.contains("data-cobrowse-masked")
             && out.contains("<button data-cobrowse-disabled=\"\" disabled=\"\">Go</button>"),
         "{out}"

@@ -5,4 +5,5 @@ mod bad_input;
 mod budgets;
 mod fail_closed;
 mod lifecycle;
+mod privacy_render;
 mod timeouts;
