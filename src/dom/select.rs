@@ -114,7 +114,7 @@ impl PseudoClass {
     /// The attribute names whose change can alter this pseudo-class.
     pub fn attr_deps(self) -> &'static [&'static str] {
         match self {
-            PseudoClass::Checked => &["checked", "selected", "type"],
+            PseudoClass::Checked => &["checked", "selected", "type", "value", "multiple", "size"],
             PseudoClass::Disabled | PseudoClass::Enabled => &["disabled"],
             PseudoClass::Required | PseudoClass::Optional => &["required"],
             PseudoClass::ReadOnly | PseudoClass::ReadWrite => {
@@ -123,6 +123,19 @@ impl PseudoClass {
             PseudoClass::PlaceholderShown => &["placeholder", "value"],
             PseudoClass::Link | PseudoClass::AnyLink => &["href"],
         }
+    }
+
+    /// Whether the answer depends on other elements of a `<select>` or a
+    /// `<fieldset>` (see `Deps::form_scope`).
+    pub fn depends_on_form_scope(self) -> bool {
+        matches!(
+            self,
+            PseudoClass::Checked
+                | PseudoClass::Disabled
+                | PseudoClass::Enabled
+                | PseudoClass::ReadOnly
+                | PseudoClass::ReadWrite
+        )
     }
 
     /// Whether live form state (value/checked) can alter this pseudo-class.
@@ -294,8 +307,21 @@ fn describe(
     }
 }
 
+/// The `selectors` quirks mode of a mirror: in quirks mode class and id
+/// selectors match ASCII-case-insensitively (as in Chromium).
+fn quirks_of(dom: &Dom) -> QuirksMode {
+    if dom.quirks() {
+        QuirksMode::Quirks
+    } else {
+        QuirksMode::NoQuirks
+    }
+}
+
 /// Matches selector lists against elements of one mirror, with caches that
-/// are valid only while the mirror does not change.
+/// are valid only while the mirror does not change *and the matched
+/// selectors stay alive*: the `:has()` cache is keyed by the selector's
+/// address, so a selector parsed, dropped and re-parsed may reuse a stale
+/// entry. Use one `Matcher` per set of live selectors.
 #[derive(Default)]
 pub struct Matcher {
     caches: SelectorCaches,
@@ -311,7 +337,7 @@ impl Matcher {
             MatchingMode::Normal,
             None,
             &mut self.caches,
-            QuirksMode::NoQuirks,
+            quirks_of(dom),
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
@@ -334,7 +360,7 @@ impl Matcher {
             MatchingMode::Normal,
             None,
             &mut self.caches,
-            QuirksMode::NoQuirks,
+            quirks_of(dom),
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
@@ -391,8 +417,144 @@ impl<'a> El<'a> {
             )
     }
 
+    /// HTML's "actually disabled": a form control with `disabled`, an
+    /// `<option>` in a disabled `<optgroup>`, or a button/input/select/
+    /// textarea/fieldset inside a disabled `<fieldset>` but not inside that
+    /// fieldset's first `<legend>` child.
     fn is_disabled(&self) -> bool {
-        self.is_form_control() && self.data().attrs.contains_key("disabled")
+        if !self.is_form_control() {
+            return false;
+        }
+        let e = self.data();
+        if e.attrs.contains_key("disabled") {
+            return true;
+        }
+        match e.tag.as_str() {
+            "option" => self
+                .parent_el()
+                .is_some_and(|p| p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")),
+            "optgroup" => false,
+            _ => self.in_disabled_fieldset(),
+        }
+    }
+
+    fn parent_el(&self) -> Option<El<'a>> {
+        let p = self.dom.node(self.slot).parent?;
+        match self.dom.node(p).kind {
+            Kind::Element(_) => self.wrap(Some(p)),
+            _ => None,
+        }
+    }
+
+    /// Inside a `<fieldset disabled>` and not inside its first legend.
+    fn in_disabled_fieldset(&self) -> bool {
+        let mut child = *self;
+        while let Some(p) = child.parent_el() {
+            let pe = p.data();
+            if pe.is_html("fieldset") && pe.attrs.contains_key("disabled") {
+                let first_legend = self
+                    .dom
+                    .children(p.slot)
+                    .find(|&c| self.dom.element(c).is_some_and(|e| e.is_html("legend")));
+                if first_legend != Some(child.slot) {
+                    return true;
+                }
+            }
+            child = p;
+        }
+        false
+    }
+
+    /// The `<select>` whose list of options holds this `<option>` (its
+    /// parent, or its parent `<optgroup>`'s parent).
+    fn owner_select(&self) -> Option<El<'a>> {
+        let p = self.parent_el()?;
+        if p.data().is_html("select") {
+            return Some(p);
+        }
+        if p.data().is_html("optgroup") {
+            return p.parent_el().filter(|g| g.data().is_html("select"));
+        }
+        None
+    }
+
+    /// HTML's selectedness of an `<option>`, from the markup and the
+    /// select's live value: the option the live value names; else the last
+    /// option with `selected` (single select) or each with `selected`
+    /// (multiple); else, in a drop-down (single, size ≤ 1), the first option
+    /// that is not disabled.
+    fn is_selected_option(&self) -> bool {
+        let Some(select) = self.owner_select() else {
+            return self.data().attrs.contains_key("selected");
+        };
+        let se = select.data();
+        let options = select.options();
+        if let Some(v) = se.value.as_deref() {
+            if let Some(named) = options.iter().find(|o| o.option_value() == v) {
+                if named.slot == self.slot {
+                    return true;
+                }
+                if !se.attrs.contains_key("multiple") {
+                    return false;
+                }
+            }
+        }
+        if se.attrs.contains_key("multiple") {
+            return self.data().attrs.contains_key("selected");
+        }
+        if let Some(last) = options
+            .iter()
+            .rev()
+            .find(|o| o.data().attrs.contains_key("selected"))
+        {
+            return last.slot == self.slot;
+        }
+        let size = se
+            .attr("size")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if size > 1 {
+            return false;
+        }
+        options
+            .iter()
+            .find(|o| !o.is_disabled())
+            .is_some_and(|o| o.slot == self.slot)
+    }
+
+    /// The list of options of a `<select>`, in tree order.
+    fn options(&self) -> Vec<El<'a>> {
+        let mut out = Vec::new();
+        for c in self.dom.children(self.slot) {
+            let Some(ce) = self.dom.element(c) else {
+                continue;
+            };
+            if ce.is_html("option") {
+                out.extend(self.wrap(Some(c)));
+            } else if ce.is_html("optgroup") {
+                for g in self.dom.children(c) {
+                    if self.dom.element(g).is_some_and(|e| e.is_html("option")) {
+                        out.extend(self.wrap(Some(g)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// An option's value: its `value` attribute, else its text with
+    /// whitespace stripped and collapsed.
+    fn option_value(&self) -> String {
+        if let Some(v) = self.data().attr("value") {
+            return v.to_string();
+        }
+        let mut text = String::new();
+        self.dom.for_each_in_subtree(self.slot, |s| {
+            if let Kind::Text(t) = &self.dom.node(s).kind {
+                text.push_str(t);
+            }
+        });
+        text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     fn is_text_field(&self) -> bool {
@@ -505,8 +667,18 @@ impl selectors::Element for El<'_> {
                 return false;
             }
         }
-        match self.data().attrs.get(&local_name.0) {
+        let e = self.data();
+        match e.attrs.get(&local_name.0) {
             Some(v) => operation.eval_str(v),
+            // Names of HTML elements are lower case in the mirror (and the
+            // selector's name arrives lower-cased); SVG/MathML attribute
+            // names keep their case but match ASCII-case-insensitively in
+            // an HTML document (`[viewbox]`, `[xlink\:href]`).
+            None if e.ns != Ns::Html => e
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&local_name.0))
+                .is_some_and(|(_, v)| operation.eval_str(v)),
             None => false,
         }
     }
@@ -524,7 +696,7 @@ impl selectors::Element for El<'_> {
                     (ty == "checkbox" || ty == "radio")
                         && e.checked.unwrap_or_else(|| e.attrs.contains_key("checked"))
                 } else {
-                    e.is_html("option") && e.attrs.contains_key("selected")
+                    e.is_html("option") && self.is_selected_option()
                 }
             }
             PseudoClass::Disabled => self.is_disabled(),
