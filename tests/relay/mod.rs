@@ -4,3 +4,4 @@ mod backpressure;
 mod bad_input;
 mod lifecycle;
 mod timeouts;
+mod privacy_match;
