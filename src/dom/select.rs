@@ -121,7 +121,7 @@ impl PseudoClass {
                 &["readonly", "disabled", "contenteditable", "type"]
             }
             PseudoClass::PlaceholderShown => &["placeholder", "value"],
-            PseudoClass::Link | PseudoClass::AnyLink => &["href"],
+            PseudoClass::Link | PseudoClass::AnyLink => &["href", "xlink:href"],
         }
     }
 
@@ -368,6 +368,13 @@ impl Matcher {
     }
 }
 
+/// The local name of a namespaced attribute of a foreign (SVG/MathML)
+/// element, as the HTML parser creates them (`xlink:href` → `href`).
+fn foreign_prefixed(name: &str) -> Option<&str> {
+    let (prefix, local) = name.split_once(':')?;
+    matches!(prefix, "xlink" | "xml" | "xmlns").then_some(local)
+}
+
 /// A mirror element as seen by the `selectors` crate.
 #[derive(Clone, Copy)]
 pub struct El<'a> {
@@ -430,10 +437,16 @@ impl<'a> El<'a> {
             return true;
         }
         match e.tag.as_str() {
-            "option" => self
+            // as in Chromium: also every option of a disabled select
+            "option" => {
+                self.parent_el().is_some_and(|p| {
+                    p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")
+                }) || self.owner_select().is_some_and(|s| s.is_disabled())
+            }
+            // as in Chromium: the optgroups of a disabled select too
+            "optgroup" => self
                 .parent_el()
-                .is_some_and(|p| p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")),
-            "optgroup" => false,
+                .is_some_and(|p| p.data().is_html("select") && p.is_disabled()),
             _ => self.in_disabled_fieldset(),
         }
     }
@@ -463,6 +476,15 @@ impl<'a> El<'a> {
             child = p;
         }
         false
+    }
+
+    /// An option's own disabledness (its attribute or its optgroup's), which
+    /// the selectedness rules use; a disabled select does not count there.
+    fn option_own_disabled(&self) -> bool {
+        self.data().attrs.contains_key("disabled")
+            || self.parent_el().is_some_and(|p| {
+                p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")
+            })
     }
 
     /// The `<select>` whose list of options holds this `<option>` (its
@@ -518,7 +540,7 @@ impl<'a> El<'a> {
         }
         options
             .iter()
-            .find(|o| !o.is_disabled())
+            .find(|o| !o.option_own_disabled())
             .is_some_and(|o| o.slot == self.slot)
     }
 
@@ -583,6 +605,9 @@ impl<'a> El<'a> {
 
     fn is_read_write(&self) -> bool {
         let e = self.data();
+        if e.ns != Ns::Html {
+            return false;
+        }
         if self.is_text_field() {
             return !e.attrs.contains_key("readonly") && !self.is_disabled();
         }
@@ -643,8 +668,16 @@ impl selectors::Element for El<'_> {
         self.data().ns == Ns::Html
     }
 
+    /// HTML tags are lower case in the mirror (the selector's name arrives
+    /// lower-cased); SVG/MathML names keep their case and, as in Chromium,
+    /// match ASCII-case-insensitively (`lineargradient`).
     fn has_local_name(&self, local_name: &str) -> bool {
-        self.data().tag == local_name
+        let e = self.data();
+        if e.ns == Ns::Html {
+            e.tag == local_name
+        } else {
+            e.tag.eq_ignore_ascii_case(local_name)
+        }
     }
 
     fn has_namespace(&self, ns: &str) -> bool {
@@ -662,25 +695,32 @@ impl selectors::Element for El<'_> {
         local_name: &CssIdent,
         operation: &AttrSelectorOperation<&CssValue>,
     ) -> bool {
-        if let NamespaceConstraint::Specific(url) = ns {
-            if !url.0.is_empty() {
-                return false;
-            }
-        }
+        let any_ns = match ns {
+            NamespaceConstraint::Any => true,
+            NamespaceConstraint::Specific(url) if url.0.is_empty() => false,
+            // no `@namespace` exists for rules: no prefix can be declared
+            NamespaceConstraint::Specific(_) => return false,
+        };
         let e = self.data();
-        match e.attrs.get(&local_name.0) {
-            Some(v) => operation.eval_str(v),
-            // Names of HTML elements are lower case in the mirror (and the
-            // selector's name arrives lower-cased); SVG/MathML attribute
-            // names keep their case but match ASCII-case-insensitively in
-            // an HTML document (`[viewbox]`, `[xlink\:href]`).
-            None if e.ns != Ns::Html => e
+        if e.ns == Ns::Html {
+            // lower case in the mirror; the selector's name arrives lower-cased
+            return e
                 .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&local_name.0))
-                .is_some_and(|(_, v)| operation.eval_str(v)),
-            None => false,
+                .get(&local_name.0)
+                .is_some_and(|v| operation.eval_str(v));
         }
+        // SVG/MathML: names keep their case but match ASCII-case-
+        // insensitively in an HTML document (`[viewbox]`), as in Chromium.
+        // `xlink:href`, `xml:lang`, `xmlns:x` are namespaced attributes there:
+        // `[xlink\:href]` (no namespace) never matches them, `[*|href]` does.
+        e.attrs.iter().any(|(k, v)| {
+            let name = match foreign_prefixed(k) {
+                Some(local) if any_ns => local,
+                Some(_) => return false,
+                None => k.as_str(),
+            };
+            name.eq_ignore_ascii_case(&local_name.0) && operation.eval_str(v)
+        })
     }
 
     fn match_non_ts_pseudo_class(
@@ -706,13 +746,15 @@ impl selectors::Element for El<'_> {
                     && e.ns == Ns::Html
                     && e.attrs.contains_key("required")
             }
+            // Chromium counts buttons as optional too
             PseudoClass::Optional => {
-                matches!(e.tag.as_str(), "input" | "select" | "textarea")
+                matches!(e.tag.as_str(), "input" | "select" | "textarea" | "button")
                     && e.ns == Ns::Html
-                    && !e.attrs.contains_key("required")
+                    && (e.tag == "button" || !e.attrs.contains_key("required"))
             }
             PseudoClass::ReadWrite => self.is_read_write(),
-            PseudoClass::ReadOnly => !self.is_read_write(),
+            // Chromium: only HTML elements are read-only (not SVG/MathML)
+            PseudoClass::ReadOnly => e.ns == Ns::Html && !self.is_read_write(),
             PseudoClass::PlaceholderShown => {
                 self.is_text_field()
                     && e.attrs.contains_key("placeholder")
@@ -736,11 +778,18 @@ impl selectors::Element for El<'_> {
 
     fn apply_selector_flags(&self, _flags: ElementSelectorFlags) {}
 
+    /// As in Chromium: HTML `<a>`/`<area>` with `href` (not `<link>`),
+    /// and SVG `<a>` with `href` or `xlink:href`.
     fn is_link(&self) -> bool {
         let e = self.data();
-        e.ns == Ns::Html
-            && matches!(e.tag.as_str(), "a" | "area" | "link")
-            && e.attrs.contains_key("href")
+        match e.ns {
+            Ns::Html => matches!(e.tag.as_str(), "a" | "area") && e.attrs.contains_key("href"),
+            Ns::Svg => {
+                e.tag == "a"
+                    && (e.attrs.contains_key("href") || e.attrs.contains_key("xlink:href"))
+            }
+            Ns::Math => false,
+        }
     }
 
     fn is_html_slot_element(&self) -> bool {
