@@ -276,7 +276,7 @@ fn convert(nodes: &[TNode], max_depth: usize) -> Node {
         };
         if let Some(i) = top.todo.pop() {
             let node = make(i);
-            if depth >= max_depth {
+            if depth + 1 >= max_depth {
                 // too deep: this node's children become its later siblings
                 top.todo.extend(rev(i));
                 push_child(&mut top.node, node);
