@@ -281,10 +281,7 @@ fn convert(nodes: &[TNode], max_depth: usize) -> Node {
                 top.todo.extend(rev(i));
                 push_child(&mut top.node, node);
             } else {
-                stack.push(Frame {
-                    node,
-                    todo: rev(i),
-                });
+                stack.push(Frame { node, todo: rev(i) });
             }
             continue;
         }

@@ -89,7 +89,11 @@ pub fn normalize_attr_name(ns: Ns, name: &str) -> std::borrow::Cow<'_, str> {
 /// Lower-case the attribute names of an HTML element. When two names differ
 /// only in case, the one already in lower case wins (else the first).
 fn normalize_attrs(ns: Ns, attrs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    if ns != Ns::Html || !attrs.keys().any(|k| k.bytes().any(|b| b.is_ascii_uppercase())) {
+    if ns != Ns::Html
+        || !attrs
+            .keys()
+            .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
         return attrs.clone();
     }
     let mut out = BTreeMap::new();

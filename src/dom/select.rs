@@ -785,8 +785,7 @@ impl selectors::Element for El<'_> {
         match e.ns {
             Ns::Html => matches!(e.tag.as_str(), "a" | "area") && e.attrs.contains_key("href"),
             Ns::Svg => {
-                e.tag == "a"
-                    && (e.attrs.contains_key("href") || e.attrs.contains_key("xlink:href"))
+                e.tag == "a" && (e.attrs.contains_key("href") || e.attrs.contains_key("xlink:href"))
             }
             Ns::Math => false,
         }

@@ -643,7 +643,10 @@ mod tests {
         let pack = RulePack::from_yaml(DEFAULT_PACK_YAML).unwrap();
         let c = CompiledRules::from_pack(&pack).unwrap();
         assert_eq!(c.compiled().len(), pack.rules.len());
-        assert!(pack.rules.len() >= 7, "cards, codes, frames, passwords, submits");
+        assert!(
+            pack.rules.len() >= 7,
+            "cards, codes, frames, passwords, submits"
+        );
         assert_eq!(RulePack::from_yaml(&pack.to_yaml()).unwrap(), pack);
     }
 

@@ -438,7 +438,10 @@ async fn preview_of_5000_nested_divs_neither_crashes_nor_leaks_the_deep_field() 
         .unwrap()..];
     let agent_frame = &agent_frame[..agent_frame.find("</iframe>").unwrap()];
     assert!(agent_frame.contains("deep-text-5000"), "nothing is lost");
-    assert!(!agent_frame.contains("deep-pw-5000"), "the deep password is masked");
+    assert!(
+        !agent_frame.contains("deep-pw-5000"),
+        "the deep password is masked"
+    );
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "the server is still up");
 }
@@ -473,13 +476,22 @@ async fn preview_counts_each_has_rule_on_its_own() {
     let page = resp.text().await.unwrap();
     // The "Matches" cell of the row of `sel` in the table.
     let count = |sel: &str| -> usize {
-        let cell = format!("<code class=\"selector\">{}</code>", sel.replace('>', "&#62;"));
-        let row = &page[page.find(&cell).unwrap_or_else(|| panic!("no row for {sel}: {page}"))..];
+        let cell = format!(
+            "<code class=\"selector\">{}</code>",
+            sel.replace('>', "&#62;")
+        );
+        let row = &page[page
+            .find(&cell)
+            .unwrap_or_else(|| panic!("no row for {sel}: {page}"))..];
         let num = &row[row.find("<td class=\"num\">").unwrap() + 16..];
         num[..num.find('<').unwrap()].trim().parse().unwrap()
     };
     assert_eq!(
-        (count("div:has(> .a)"), count("div:has(> .b)"), count("section:has(.a)")),
+        (
+            count("div:has(> .a)"),
+            count("div:has(> .b)"),
+            count("section:has(.a)")
+        ),
         (3, 1, 0),
         "{page}"
     );

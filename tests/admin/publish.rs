@@ -199,7 +199,10 @@ async fn editor_rollback_lifting_a_mask_sends_the_agent_the_clear_field_value() 
         ]}))
         .await;
     let dotted = agent
-        .recv_until(|m| m["t"] == "mutations" && m.to_string().contains("\"value\""), SOON)
+        .recv_until(
+            |m| m["t"] == "mutations" && m.to_string().contains("\"value\""),
+            SOON,
+        )
         .await;
     assert!(!frame_text(&dotted).contains("typed-clear-78"), "{dotted}");
 
@@ -213,5 +216,8 @@ async fn editor_rollback_lifting_a_mask_sends_the_agent_the_clear_field_value() 
             SOON,
         )
         .await;
-    assert!(!frame_text(&lifted).contains("data-cobrowse-masked"), "{lifted}");
+    assert!(
+        !frame_text(&lifted).contains("data-cobrowse-masked"),
+        "{lifted}"
+    );
 }

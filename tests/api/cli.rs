@@ -456,7 +456,14 @@ fn rules_apply_on_5000_nested_divs_does_not_overflow_the_stack() {
     .unwrap();
     let o = cobrowse(
         &db,
-        &["rules", "apply", &default, page.to_str().unwrap(), "--url", "https://shop.example/"],
+        &[
+            "rules",
+            "apply",
+            &default,
+            page.to_str().unwrap(),
+            "--url",
+            "https://shop.example/",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));

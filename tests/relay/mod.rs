@@ -3,5 +3,5 @@
 mod backpressure;
 mod bad_input;
 mod lifecycle;
-mod timeouts;
 mod privacy_match;
+mod timeouts;

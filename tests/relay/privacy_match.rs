@@ -40,9 +40,11 @@ fn snapshot(doctype: bool, body: Value) -> Value {
     if doctype {
         children.push(json!({"id": 2, "type": "doctype", "name": "html"}));
     }
-    children.push(json!({"id": 3, "type": "element", "tag": "html", "children": [
-        {"id": 4, "type": "element", "tag": "body", "children": body}
-    ]}));
+    children.push(
+        json!({"id": 3, "type": "element", "tag": "html", "children": [
+            {"id": 4, "type": "element", "tag": "body", "children": body}
+        ]}),
+    );
     json!({
         "t": "snapshot",
         "url": "http://shop.test/checkout",
@@ -91,7 +93,10 @@ async fn upper_case_attribute_names_never_carry_a_masked_value_to_the_agent() {
     assert!(!s.contains("Hunter2-upper"), "{s}");
     assert!(!s.contains("steal()"), "{s}");
     assert!(!s.contains("\"VALUE\"") && !s.contains("\"TYPE\""), "{s}");
-    assert!(s.contains("data-cobrowse-masked"), "the password is masked: {s}");
+    assert!(
+        s.contains("data-cobrowse-masked"),
+        "the password is masked: {s}"
+    );
     // An `attr` op in upper case on the masked field, and one turning a
     // text field into a password field.
     c.send(json!({"t": "mutations", "ops": [
@@ -101,14 +106,24 @@ async fn upper_case_attribute_names_never_carry_a_masked_value_to_the_agent() {
     ]}))
     .await;
     let m = a.recv_type("mutations").await.to_string();
-    assert!(!m.contains("Typed-upper-2") && !m.contains("Typed-upper-3"), "{m}");
-    assert!(!m.contains("\"VALUE\"") && !m.contains("\"Value\""), "names lower case: {m}");
+    assert!(
+        !m.contains("Typed-upper-2") && !m.contains("Typed-upper-3"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("\"VALUE\"") && !m.contains("\"Value\""),
+        "names lower case: {m}"
+    );
 }
 
 #[tokio::test]
 async fn quirks_mode_pages_match_classes_and_ids_case_insensitively() {
     let app = crate::common::spawn_app().await;
-    publish(&app, &[(".secret", Action::Mask), ("#hidden-id", Action::Block)]).await;
+    publish(
+        &app,
+        &[(".secret", Action::Mask), ("#hidden-id", Action::Block)],
+    )
+    .await;
     let body = json!([
         {"id": 10, "type": "element", "tag": "p", "attrs": {"class": "SECRET"},
          "children": [text(11, "quirks-class-secret")]},
@@ -118,7 +133,10 @@ async fn quirks_mode_pages_match_classes_and_ids_case_insensitively() {
     // No doctype: quirks mode, as in a browser.
     let (mut c, mut a, first) = session(&app, snapshot(false, body.clone())).await;
     let s = first.to_string();
-    assert!(!s.contains("quirks-class-secret") && !s.contains("quirks-id-secret"), "{s}");
+    assert!(
+        !s.contains("quirks-class-secret") && !s.contains("quirks-id-secret"),
+        "{s}"
+    );
     // A class added later in another case is matched too.
     c.send(json!({"t": "mutations", "ops": [
         {"op": "insert", "parent": 4, "before": null, "node":
@@ -181,14 +199,20 @@ async fn the_default_selected_option_matches_checked_and_follows_the_live_value(
     )
     .await;
     let s = first.to_string();
-    assert!(!s.contains("first-plan"), "no `selected`: the first option is checked: {s}");
+    assert!(
+        !s.contains("first-plan"),
+        "no `selected`: the first option is checked: {s}"
+    );
     assert!(s.contains("second-plan"), "{s}");
     // The customer picks the option in the optgroup.
     c.send(json!({"t": "mutations", "ops": [{"op": "value", "id": 10, "value": "b"}]}))
         .await;
     let m = a.recv_type("mutations").await.to_string();
     assert!(!m.contains("second-plan"), "{m}");
-    assert!(m.contains("first-plan"), "the old choice is shown again: {m}");
+    assert!(
+        m.contains("first-plan"),
+        "the old choice is shown again: {m}"
+    );
 }
 
 #[tokio::test]
@@ -224,7 +248,10 @@ async fn controls_inside_a_disabled_fieldset_match_disabled_except_in_its_legend
     .await;
     let m = a.recv_type("mutations").await.to_string();
     assert!(!m.contains("inner-typed"), "{m}");
-    assert!(m.contains("legend-typed"), "inside the first legend: enabled: {m}");
+    assert!(
+        m.contains("legend-typed"),
+        "inside the first legend: enabled: {m}"
+    );
 }
 
 #[tokio::test]
@@ -248,9 +275,12 @@ async fn template_content_is_not_part_of_the_document() {
     .await;
     // Then a snapshot with a marker: everything the agent got up to it
     // is free of the template's content.
-    c.send(snapshot(true, json!([{"id": 30, "type": "element", "tag": "template", "children": [
+    c.send(snapshot(
+        true,
+        json!([{"id": 30, "type": "element", "tag": "template", "children": [
         text(31, "template-secret-2")
-    ]}, text(32, "after-marker")])))
+    ]}, text(32, "after-marker")]),
+    ))
     .await;
     a.recv_until(|m| m.to_string().contains("after-marker"), SOON)
         .await;
