@@ -36,6 +36,9 @@ struct TNode {
 #[derive(Debug)]
 struct Sink {
     nodes: RefCell<Vec<TNode>>,
+    /// `<template>` element → its content fragment (a detached node, never
+    /// converted: template content is not part of the document).
+    templates: RefCell<std::collections::HashMap<usize, usize>>,
 }
 
 /// An element name owned by value (the arena is behind a `RefCell`).
@@ -170,7 +173,12 @@ impl TreeSink for Sink {
     }
 
     fn get_template_contents(&self, target: &usize) -> usize {
-        *target
+        if let Some(&f) = self.templates.borrow().get(target) {
+            return f;
+        }
+        let f = self.new_node(TData::Document);
+        self.templates.borrow_mut().insert(*target, f);
+        f
     }
 
     fn same_node(&self, x: &usize, y: &usize) -> bool {
@@ -218,33 +226,85 @@ impl TreeSink for Sink {
     }
 }
 
+/// How deep a parsed tree may nest (the document node is level 1). Deeper
+/// elements are attached to their ancestor at this level instead, as
+/// Chromium's parser does past 512 levels: nothing is lost, and no later
+/// walk (mirror limits, rendering, serialising) meets a deeper tree.
+pub const MAX_PARSE_DEPTH: usize = 512;
+
 /// Parse an HTML document into a wire tree whose ids are 1, 2, 3 … in
-/// document order (the document node is 1).
+/// document order (the document node is 1). Trees deeper than
+/// [`MAX_PARSE_DEPTH`] are flattened at that depth.
 pub fn parse_document(html: &str) -> Node {
     let sink = Sink {
         nodes: RefCell::new(Vec::new()),
+        templates: RefCell::new(Default::default()),
     };
     sink.new_node(TData::Document);
     let sink = html5ever::parse_document(sink, Default::default()).one(html);
     let nodes = sink.nodes.into_inner();
-    let mut next: NodeId = 1;
-    convert(&nodes, 0, &mut next)
+    convert(&nodes, MAX_PARSE_DEPTH)
 }
 
-fn convert(nodes: &[TNode], i: usize, next: &mut NodeId) -> Node {
-    let id = *next;
-    *next += 1;
-    let n = &nodes[i];
-    let kids = |next: &mut NodeId| -> Vec<Node> {
-        n.children
-            .iter()
-            .map(|&c| convert(nodes, c, next))
-            .collect()
+/// Convert the arena (from node 0) to a wire tree, iteratively; ids in
+/// document order. Below `max_depth`, children are hoisted to the ancestor
+/// at `max_depth` (in document order).
+fn convert(nodes: &[TNode], max_depth: usize) -> Node {
+    struct Frame {
+        node: Node,
+        /// Arena indexes still to visit under this frame, in reverse order.
+        todo: Vec<usize>,
+    }
+    let mut next: NodeId = 1;
+    let mut make = |i: usize| -> Node {
+        let id = next;
+        next += 1;
+        one_node(&nodes[i].data, id)
     };
-    match &n.data {
+    let rev = |i: usize| -> Vec<usize> { nodes[i].children.iter().rev().copied().collect() };
+    let mut stack = vec![Frame {
+        node: make(0),
+        todo: rev(0),
+    }];
+    loop {
+        let depth = stack.len();
+        let Some(top) = stack.last_mut() else {
+            return Node::Document {
+                id: 1,
+                children: Vec::new(),
+            };
+        };
+        if let Some(i) = top.todo.pop() {
+            let node = make(i);
+            if depth + 1 >= max_depth {
+                // too deep: this node's children become its later siblings
+                top.todo.extend(rev(i));
+                push_child(&mut top.node, node);
+            } else {
+                stack.push(Frame { node, todo: rev(i) });
+            }
+            continue;
+        }
+        let Some(done) = stack.pop() else { continue };
+        match stack.last_mut() {
+            Some(parent) => push_child(&mut parent.node, done.node),
+            None => return done.node,
+        }
+    }
+}
+
+fn push_child(parent: &mut Node, child: Node) {
+    if let Node::Document { children, .. } | Node::Element { children, .. } = parent {
+        children.push(child);
+    }
+}
+
+/// One arena node as a wire node without children.
+fn one_node(data: &TData, id: NodeId) -> Node {
+    match data {
         TData::Document => Node::Document {
             id,
-            children: kids(next),
+            children: Vec::new(),
         },
         TData::Doctype(name) => Node::Doctype {
             id,
@@ -273,7 +333,7 @@ fn convert(nodes: &[TNode], i: usize, next: &mut NodeId) -> Node {
                 tag: name.local.to_string(),
                 ns,
                 attrs,
-                children: kids(next),
+                children: Vec::new(),
                 value: None,
                 checked: None,
             }
@@ -312,78 +372,85 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 
 /// Serialise a wire tree as HTML. With `strip_scripts`, `<script>`
 /// elements, `on*` handlers and `javascript:` URLs are left out, so the
-/// output never runs customer code.
+/// output never runs customer code. Iterative: any depth is fine.
 pub fn to_html(node: &Node, strip_scripts: bool) -> String {
+    enum Step<'a> {
+        Open(&'a Node, bool),
+        Close(&'a str),
+    }
+    let strip = strip_scripts;
     let mut out = String::new();
-    write_html(node, strip_scripts, false, &mut out);
-    out
-}
-
-fn write_html(node: &Node, strip: bool, raw: bool, out: &mut String) {
-    match node {
-        Node::Document { children, .. } => {
-            for c in children {
-                write_html(c, strip, false, out);
+    let mut stack = vec![Step::Open(node, false)];
+    while let Some(step) = stack.pop() {
+        let (node, raw) = match step {
+            Step::Close(tag) => {
+                out.push_str("</");
+                out.push_str(tag);
+                out.push('>');
+                continue;
             }
-        }
-        Node::Doctype { name, .. } => {
-            out.push_str("<!DOCTYPE ");
-            out.push_str(name);
-            out.push('>');
-        }
-        Node::Element {
-            tag,
-            ns,
-            attrs,
-            children,
-            ..
-        } => {
-            if strip && ns.is_none() && tag == "script" {
-                return;
+            Step::Open(n, raw) => (n, raw),
+        };
+        match node {
+            Node::Document { children, .. } => {
+                stack.extend(children.iter().rev().map(|c| Step::Open(c, false)));
             }
-            out.push('<');
-            out.push_str(tag);
-            for (k, v) in attrs {
-                if strip
-                    && (crate::rewrite::render::is_event_handler(k)
-                        || v.trim_start()
-                            .to_ascii_lowercase()
-                            .starts_with("javascript:"))
-                {
+            Node::Doctype { name, .. } => {
+                out.push_str("<!DOCTYPE ");
+                out.push_str(name);
+                out.push('>');
+            }
+            Node::Element {
+                tag,
+                ns,
+                attrs,
+                children,
+                ..
+            } => {
+                if strip && ns.is_none() && tag == "script" {
                     continue;
                 }
-                out.push(' ');
-                out.push_str(k);
-                out.push_str("=\"");
-                escape(v, true, out);
-                out.push('"');
+                out.push('<');
+                out.push_str(tag);
+                for (k, v) in attrs {
+                    if strip
+                        && (crate::rewrite::render::is_event_handler(k)
+                            || v.trim_start()
+                                .to_ascii_lowercase()
+                                .starts_with("javascript:"))
+                    {
+                        continue;
+                    }
+                    out.push(' ');
+                    out.push_str(k);
+                    out.push_str("=\"");
+                    escape(v, true, &mut out);
+                    out.push('"');
+                }
+                out.push('>');
+                let is_html = ns.is_none();
+                if is_html && VOID.contains(&tag.as_str()) {
+                    continue;
+                }
+                let raw_kids = is_html && RAW.contains(&tag.as_str());
+                stack.push(Step::Close(tag));
+                stack.extend(children.iter().rev().map(|c| Step::Open(c, raw_kids)));
             }
-            out.push('>');
-            let is_html = ns.is_none();
-            if is_html && VOID.contains(&tag.as_str()) {
-                return;
+            Node::Text { text, .. } => {
+                if raw {
+                    out.push_str(text);
+                } else {
+                    escape(text, false, &mut out);
+                }
             }
-            let raw_kids = is_html && RAW.contains(&tag.as_str());
-            for c in children {
-                write_html(c, strip, raw_kids, out);
+            Node::Comment { text, .. } => {
+                out.push_str("<!--");
+                out.push_str(&text.replace("-->", "-- >"));
+                out.push_str("-->");
             }
-            out.push_str("</");
-            out.push_str(tag);
-            out.push('>');
-        }
-        Node::Text { text, .. } => {
-            if raw {
-                out.push_str(text);
-            } else {
-                escape(text, false, out);
-            }
-        }
-        Node::Comment { text, .. } => {
-            out.push_str("<!--");
-            out.push_str(&text.replace("-->", "-- >"));
-            out.push_str("-->");
         }
     }
+    out
 }
 
 #[cfg(test)]

@@ -71,6 +71,43 @@ impl Ns {
     }
 }
 
+/// The snippet's mark on an element that was ever `type=password` (protocol
+/// v1.1). It makes [`ElementData::was_password`] true for good; the render
+/// never forwards `data-cobrowse-*` attributes.
+pub const PASSWORD_MARK: &str = "data-cobrowse-password";
+
+/// Attribute names of HTML elements are ASCII-lower-cased, as an HTML
+/// parser and `setAttribute` do; SVG and MathML keep their case (`viewBox`).
+pub fn normalize_attr_name(ns: Ns, name: &str) -> std::borrow::Cow<'_, str> {
+    if ns == Ns::Html && name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// Lower-case the attribute names of an HTML element. When two names differ
+/// only in case, the one already in lower case wins (else the first).
+fn normalize_attrs(ns: Ns, attrs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if ns != Ns::Html
+        || !attrs
+            .keys()
+            .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return attrs.clone();
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in attrs {
+        let lower = k.to_ascii_lowercase();
+        if lower == *k {
+            out.insert(lower, v.clone());
+        } else {
+            out.entry(lower).or_insert_with(|| v.clone());
+        }
+    }
+    out
+}
+
 /// Element data: name, attributes and live form state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElementData {
@@ -97,11 +134,15 @@ impl ElementData {
         self.ns == Ns::Html && self.tag == tag
     }
 
+    /// Sticky password memory: an `<input type=password>`, or any element
+    /// the snippet marked with [`PASSWORD_MARK`] (it was a password field at
+    /// some point of the page's life, e.g. before a show-password toggle).
     fn note_password(&mut self) {
-        if self.is_html("input")
-            && self
-                .attr("type")
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("password"))
+        if self.attrs.contains_key(PASSWORD_MARK)
+            || (self.is_html("input")
+                && self
+                    .attr("type")
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("password")))
         {
             self.was_password = true;
         }
@@ -165,6 +206,10 @@ pub struct Dom {
     root: Option<Slot>,
     /// Epoch stamped into `Meta::born` of nodes created now.
     pub epoch: u32,
+    /// The document is in quirks mode (no doctype, or not `<!DOCTYPE html>`):
+    /// class and id selectors match ASCII-case-insensitively. Decided once,
+    /// from the snapshot, as a browser decides it once at parse time.
+    quirks: bool,
 }
 
 impl Dom {
@@ -174,7 +219,25 @@ impl Dom {
         check_new_tree(root, &dom, limits, 1)?;
         let slot = dom.build(root, None);
         dom.root = Some(slot);
+        dom.quirks = matches!(root, Node::Document { .. })
+            && !root.children().iter().any(|c| {
+                matches!(c, Node::Doctype { name, .. } if name.trim().eq_ignore_ascii_case("html"))
+            });
         Ok(dom)
+    }
+
+    /// Whether the document is in quirks mode (see [`Dom::quirks`] field doc).
+    pub fn quirks(&self) -> bool {
+        self.quirks
+    }
+
+    /// The name an attribute op's `name` has in this mirror: lower-cased for
+    /// HTML elements (unknown nodes: unchanged).
+    pub fn attr_name<'a>(&self, id: NodeId, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.slot(id).and_then(|s| self.element(s)) {
+            Some(e) => normalize_attr_name(e.ns, name),
+            None => std::borrow::Cow::Borrowed(name),
+        }
     }
 
     /// The root node (document), if any.
@@ -277,6 +340,30 @@ impl Dom {
         }
     }
 
+    /// The element whose subtree a change at `x` (an attribute, value or
+    /// text change at `x`, or children of `x` inserted/removed) may re-decide
+    /// form-state pseudo-classes in: the nearest `<select>` at or above `x`
+    /// (option selectedness), else `x` itself when it is a `<fieldset>`
+    /// (its `disabled` and which `<legend>` child comes first).
+    pub fn form_scope(&self, x: Slot) -> Option<Slot> {
+        let mut cur = Some(x);
+        let mut hops = 0;
+        while let Some(s) = cur {
+            // an option's text sits at most option > optgroup > select away
+            if hops > 6 {
+                break;
+            }
+            if self.element(s).is_some_and(|e| e.is_html("select")) {
+                return Some(s);
+            }
+            cur = self.node(s).parent;
+            hops += 1;
+        }
+        self.element(x)
+            .is_some_and(|e| e.is_html("fieldset"))
+            .then_some(x)
+    }
+
     /// Whether `anc` is `slot` or one of its ancestors.
     pub fn is_inclusive_ancestor(&self, anc: Slot, slot: Slot) -> bool {
         let mut cur = Some(slot);
@@ -303,7 +390,27 @@ impl Dom {
     }
 
     /// Build a (pre-validated) wire tree into the arena; returns its slot.
+    /// Iterative, so no input depth can exhaust the stack. The content of an
+    /// HTML `<template>` is not part of the document (as in a browser, where
+    /// it lives in a separate fragment): it is left out of the mirror.
     fn build(&mut self, node: &Node, parent: Option<Slot>) -> Slot {
+        let top = self.alloc_node(node, parent);
+        let mut stack: Vec<(&Node, Slot)> = vec![(node, top)];
+        while let Some((n, s)) = stack.pop() {
+            if is_template(n) {
+                continue;
+            }
+            for child in n.children() {
+                let c = self.alloc_node(child, Some(s));
+                self.link_last(s, c);
+                stack.push((child, c));
+            }
+        }
+        top
+    }
+
+    /// Allocate one wire node (without its children), unlinked.
+    fn alloc_node(&mut self, node: &Node, parent: Option<Slot>) -> Slot {
         let kind = match node {
             Node::Document { .. } => Kind::Document,
             Node::Doctype { name, .. } => Kind::Doctype(name.clone()),
@@ -324,7 +431,7 @@ impl Dom {
                 let mut e = ElementData {
                     tag,
                     ns,
-                    attrs: attrs.clone(),
+                    attrs: normalize_attrs(ns, attrs),
                     value: value.clone(),
                     checked: *checked,
                     was_password: false,
@@ -335,7 +442,7 @@ impl Dom {
             Node::Text { text, .. } => Kind::Text(text.clone()),
             Node::Comment { text, .. } => Kind::Comment(text.clone()),
         };
-        let slot = self.alloc(NodeData {
+        self.alloc(NodeData {
             id: node.id(),
             parent,
             first_child: None,
@@ -347,13 +454,7 @@ impl Dom {
                 born: self.epoch,
                 ..Meta::default()
             },
-        });
-        // iterative over children to bound recursion by the validated depth
-        for child in node.children() {
-            let c = self.build(child, Some(slot));
-            self.link_last(slot, c);
-        }
-        slot
+        })
     }
 
     fn link_last(&mut self, parent: Slot, child: Slot) {
@@ -427,6 +528,11 @@ impl Dom {
         if matches!(node, Node::Document { .. }) {
             return Err(DomError::InvalidOp("cannot insert a document node".into()));
         }
+        if self.element(p).is_some_and(|e| e.is_html("template")) {
+            return Err(DomError::InvalidOp(format!(
+                "node {parent} is a <template>: its content is not part of the document"
+            )));
+        }
         let b = match before {
             Some(b) => {
                 let bs = self.slot(b).ok_or(DomError::UnknownNode(b))?;
@@ -491,12 +597,13 @@ impl Dom {
         }
         match &mut self.node_mut(s).kind {
             Kind::Element(e) => {
+                let name = normalize_attr_name(e.ns, name);
                 match value {
                     Some(v) => {
-                        e.attrs.insert(name.to_string(), v.to_string());
+                        e.attrs.insert(name.into_owned(), v.to_string());
                     }
                     None => {
-                        e.attrs.remove(name);
+                        e.attrs.remove(name.as_ref());
                     }
                 }
                 e.note_password();
@@ -546,15 +653,45 @@ impl Dom {
         }
     }
 
-    /// Serialise a subtree back to a wire node (unmodified).
+    /// Serialise a subtree back to a wire node (unmodified). Iterative.
     pub fn to_node(&self, slot: Slot) -> Node {
+        struct Frame {
+            slot: Slot,
+            kids: Vec<Node>,
+            next: Option<Slot>,
+        }
+        let frame = |s: Slot| Frame {
+            slot: s,
+            kids: Vec::new(),
+            next: self.node(s).first_child,
+        };
+        let mut stack = vec![frame(slot)];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                // unreachable: the loop returns when the last frame closes
+                return Node::Document {
+                    id: self.node(slot).id,
+                    children: Vec::new(),
+                };
+            };
+            if let Some(c) = top.next {
+                top.next = self.node(c).next;
+                stack.push(frame(c));
+                continue;
+            }
+            let Some(done) = stack.pop() else { continue };
+            let node = self.one_node(done.slot, done.kids);
+            match stack.last_mut() {
+                Some(parent) => parent.kids.push(node),
+                None => return node,
+            }
+        }
+    }
+
+    fn one_node(&self, slot: Slot, children: Vec<Node>) -> Node {
         let n = self.node(slot);
-        let children = || self.children(slot).map(|c| self.to_node(c)).collect();
         match &n.kind {
-            Kind::Document => Node::Document {
-                id: n.id,
-                children: children(),
-            },
+            Kind::Document => Node::Document { id: n.id, children },
             Kind::Doctype(name) => Node::Doctype {
                 id: n.id,
                 name: name.clone(),
@@ -564,7 +701,7 @@ impl Dom {
                 tag: e.tag.clone(),
                 ns: e.ns.wire().map(str::to_string),
                 attrs: e.attrs.clone(),
-                children: children(),
+                children,
                 value: e.value.clone(),
                 checked: e.checked,
             },
@@ -602,6 +739,12 @@ impl Iterator for Children<'_> {
         self.next = self.dom.node(cur).next;
         Some(cur)
     }
+}
+
+/// Whether a wire node is an HTML `<template>` element.
+fn is_template(n: &Node) -> bool {
+    matches!(n, Node::Element { tag, ns, .. }
+        if tag.eq_ignore_ascii_case("template") && matches!(ns.as_deref(), None | Some("") | Some("html")))
 }
 
 #[cold]

@@ -114,15 +114,28 @@ impl PseudoClass {
     /// The attribute names whose change can alter this pseudo-class.
     pub fn attr_deps(self) -> &'static [&'static str] {
         match self {
-            PseudoClass::Checked => &["checked", "selected", "type"],
+            PseudoClass::Checked => &["checked", "selected", "type", "value", "multiple", "size"],
             PseudoClass::Disabled | PseudoClass::Enabled => &["disabled"],
             PseudoClass::Required | PseudoClass::Optional => &["required"],
             PseudoClass::ReadOnly | PseudoClass::ReadWrite => {
                 &["readonly", "disabled", "contenteditable", "type"]
             }
             PseudoClass::PlaceholderShown => &["placeholder", "value"],
-            PseudoClass::Link | PseudoClass::AnyLink => &["href"],
+            PseudoClass::Link | PseudoClass::AnyLink => &["href", "xlink:href"],
         }
+    }
+
+    /// Whether the answer depends on other elements of a `<select>` or a
+    /// `<fieldset>` (see `Deps::form_scope`).
+    pub fn depends_on_form_scope(self) -> bool {
+        matches!(
+            self,
+            PseudoClass::Checked
+                | PseudoClass::Disabled
+                | PseudoClass::Enabled
+                | PseudoClass::ReadOnly
+                | PseudoClass::ReadWrite
+        )
     }
 
     /// Whether live form state (value/checked) can alter this pseudo-class.
@@ -294,8 +307,21 @@ fn describe(
     }
 }
 
+/// The `selectors` quirks mode of a mirror: in quirks mode class and id
+/// selectors match ASCII-case-insensitively (as in Chromium).
+fn quirks_of(dom: &Dom) -> QuirksMode {
+    if dom.quirks() {
+        QuirksMode::Quirks
+    } else {
+        QuirksMode::NoQuirks
+    }
+}
+
 /// Matches selector lists against elements of one mirror, with caches that
-/// are valid only while the mirror does not change.
+/// are valid only while the mirror does not change *and the matched
+/// selectors stay alive*: the `:has()` cache is keyed by the selector's
+/// address, so a selector parsed, dropped and re-parsed may reuse a stale
+/// entry. Use one `Matcher` per set of live selectors.
 #[derive(Default)]
 pub struct Matcher {
     caches: SelectorCaches,
@@ -311,7 +337,7 @@ impl Matcher {
             MatchingMode::Normal,
             None,
             &mut self.caches,
-            QuirksMode::NoQuirks,
+            quirks_of(dom),
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
@@ -334,12 +360,19 @@ impl Matcher {
             MatchingMode::Normal,
             None,
             &mut self.caches,
-            QuirksMode::NoQuirks,
+            quirks_of(dom),
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
         selectors::matching::matches_selector(sel, 0, None, &El { dom, slot }, &mut ctx)
     }
+}
+
+/// The local name of a namespaced attribute of a foreign (SVG/MathML)
+/// element, as the HTML parser creates them (`xlink:href` → `href`).
+fn foreign_prefixed(name: &str) -> Option<&str> {
+    let (prefix, local) = name.split_once(':')?;
+    matches!(prefix, "xlink" | "xml" | "xmlns").then_some(local)
 }
 
 /// A mirror element as seen by the `selectors` crate.
@@ -391,8 +424,159 @@ impl<'a> El<'a> {
             )
     }
 
+    /// HTML's "actually disabled": a form control with `disabled`, an
+    /// `<option>` in a disabled `<optgroup>`, or a button/input/select/
+    /// textarea/fieldset inside a disabled `<fieldset>` but not inside that
+    /// fieldset's first `<legend>` child.
     fn is_disabled(&self) -> bool {
-        self.is_form_control() && self.data().attrs.contains_key("disabled")
+        if !self.is_form_control() {
+            return false;
+        }
+        let e = self.data();
+        if e.attrs.contains_key("disabled") {
+            return true;
+        }
+        match e.tag.as_str() {
+            // as in Chromium: also every option of a disabled select
+            "option" => {
+                self.parent_el().is_some_and(|p| {
+                    p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")
+                }) || self.owner_select().is_some_and(|s| s.is_disabled())
+            }
+            // as in Chromium: the optgroups of a disabled select too
+            "optgroup" => self
+                .parent_el()
+                .is_some_and(|p| p.data().is_html("select") && p.is_disabled()),
+            _ => self.in_disabled_fieldset(),
+        }
+    }
+
+    fn parent_el(&self) -> Option<El<'a>> {
+        let p = self.dom.node(self.slot).parent?;
+        match self.dom.node(p).kind {
+            Kind::Element(_) => self.wrap(Some(p)),
+            _ => None,
+        }
+    }
+
+    /// Inside a `<fieldset disabled>` and not inside its first legend.
+    fn in_disabled_fieldset(&self) -> bool {
+        let mut child = *self;
+        while let Some(p) = child.parent_el() {
+            let pe = p.data();
+            if pe.is_html("fieldset") && pe.attrs.contains_key("disabled") {
+                let first_legend = self
+                    .dom
+                    .children(p.slot)
+                    .find(|&c| self.dom.element(c).is_some_and(|e| e.is_html("legend")));
+                if first_legend != Some(child.slot) {
+                    return true;
+                }
+            }
+            child = p;
+        }
+        false
+    }
+
+    /// An option's own disabledness (its attribute or its optgroup's), which
+    /// the selectedness rules use; a disabled select does not count there.
+    fn option_own_disabled(&self) -> bool {
+        self.data().attrs.contains_key("disabled")
+            || self.parent_el().is_some_and(|p| {
+                p.data().is_html("optgroup") && p.data().attrs.contains_key("disabled")
+            })
+    }
+
+    /// The `<select>` whose list of options holds this `<option>` (its
+    /// parent, or its parent `<optgroup>`'s parent).
+    fn owner_select(&self) -> Option<El<'a>> {
+        let p = self.parent_el()?;
+        if p.data().is_html("select") {
+            return Some(p);
+        }
+        if p.data().is_html("optgroup") {
+            return p.parent_el().filter(|g| g.data().is_html("select"));
+        }
+        None
+    }
+
+    /// HTML's selectedness of an `<option>`, from the markup and the
+    /// select's live value: the option the live value names; else the last
+    /// option with `selected` (single select) or each with `selected`
+    /// (multiple); else, in a drop-down (single, size ≤ 1), the first option
+    /// that is not disabled.
+    fn is_selected_option(&self) -> bool {
+        let Some(select) = self.owner_select() else {
+            return self.data().attrs.contains_key("selected");
+        };
+        let se = select.data();
+        let options = select.options();
+        if let Some(v) = se.value.as_deref() {
+            if let Some(named) = options.iter().find(|o| o.option_value() == v) {
+                if named.slot == self.slot {
+                    return true;
+                }
+                if !se.attrs.contains_key("multiple") {
+                    return false;
+                }
+            }
+        }
+        if se.attrs.contains_key("multiple") {
+            return self.data().attrs.contains_key("selected");
+        }
+        if let Some(last) = options
+            .iter()
+            .rev()
+            .find(|o| o.data().attrs.contains_key("selected"))
+        {
+            return last.slot == self.slot;
+        }
+        let size = se
+            .attr("size")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if size > 1 {
+            return false;
+        }
+        options
+            .iter()
+            .find(|o| !o.option_own_disabled())
+            .is_some_and(|o| o.slot == self.slot)
+    }
+
+    /// The list of options of a `<select>`, in tree order.
+    fn options(&self) -> Vec<El<'a>> {
+        let mut out = Vec::new();
+        for c in self.dom.children(self.slot) {
+            let Some(ce) = self.dom.element(c) else {
+                continue;
+            };
+            if ce.is_html("option") {
+                out.extend(self.wrap(Some(c)));
+            } else if ce.is_html("optgroup") {
+                for g in self.dom.children(c) {
+                    if self.dom.element(g).is_some_and(|e| e.is_html("option")) {
+                        out.extend(self.wrap(Some(g)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// An option's value: its `value` attribute, else its text with
+    /// whitespace stripped and collapsed.
+    fn option_value(&self) -> String {
+        if let Some(v) = self.data().attr("value") {
+            return v.to_string();
+        }
+        let mut text = String::new();
+        self.dom.for_each_in_subtree(self.slot, |s| {
+            if let Kind::Text(t) = &self.dom.node(s).kind {
+                text.push_str(t);
+            }
+        });
+        text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     fn is_text_field(&self) -> bool {
@@ -421,6 +605,9 @@ impl<'a> El<'a> {
 
     fn is_read_write(&self) -> bool {
         let e = self.data();
+        if e.ns != Ns::Html {
+            return false;
+        }
         if self.is_text_field() {
             return !e.attrs.contains_key("readonly") && !self.is_disabled();
         }
@@ -481,8 +668,16 @@ impl selectors::Element for El<'_> {
         self.data().ns == Ns::Html
     }
 
+    /// HTML tags are lower case in the mirror (the selector's name arrives
+    /// lower-cased); SVG/MathML names keep their case and, as in Chromium,
+    /// match ASCII-case-insensitively (`lineargradient`).
     fn has_local_name(&self, local_name: &str) -> bool {
-        self.data().tag == local_name
+        let e = self.data();
+        if e.ns == Ns::Html {
+            e.tag == local_name
+        } else {
+            e.tag.eq_ignore_ascii_case(local_name)
+        }
     }
 
     fn has_namespace(&self, ns: &str) -> bool {
@@ -500,15 +695,32 @@ impl selectors::Element for El<'_> {
         local_name: &CssIdent,
         operation: &AttrSelectorOperation<&CssValue>,
     ) -> bool {
-        if let NamespaceConstraint::Specific(url) = ns {
-            if !url.0.is_empty() {
-                return false;
-            }
+        let any_ns = match ns {
+            NamespaceConstraint::Any => true,
+            NamespaceConstraint::Specific(url) if url.0.is_empty() => false,
+            // no `@namespace` exists for rules: no prefix can be declared
+            NamespaceConstraint::Specific(_) => return false,
+        };
+        let e = self.data();
+        if e.ns == Ns::Html {
+            // lower case in the mirror; the selector's name arrives lower-cased
+            return e
+                .attrs
+                .get(&local_name.0)
+                .is_some_and(|v| operation.eval_str(v));
         }
-        match self.data().attrs.get(&local_name.0) {
-            Some(v) => operation.eval_str(v),
-            None => false,
-        }
+        // SVG/MathML: names keep their case but match ASCII-case-
+        // insensitively in an HTML document (`[viewbox]`), as in Chromium.
+        // `xlink:href`, `xml:lang`, `xmlns:x` are namespaced attributes there:
+        // `[xlink\:href]` (no namespace) never matches them, `[*|href]` does.
+        e.attrs.iter().any(|(k, v)| {
+            let name = match foreign_prefixed(k) {
+                Some(local) if any_ns => local,
+                Some(_) => return false,
+                None => k.as_str(),
+            };
+            name.eq_ignore_ascii_case(&local_name.0) && operation.eval_str(v)
+        })
     }
 
     fn match_non_ts_pseudo_class(
@@ -524,7 +736,7 @@ impl selectors::Element for El<'_> {
                     (ty == "checkbox" || ty == "radio")
                         && e.checked.unwrap_or_else(|| e.attrs.contains_key("checked"))
                 } else {
-                    e.is_html("option") && e.attrs.contains_key("selected")
+                    e.is_html("option") && self.is_selected_option()
                 }
             }
             PseudoClass::Disabled => self.is_disabled(),
@@ -534,13 +746,15 @@ impl selectors::Element for El<'_> {
                     && e.ns == Ns::Html
                     && e.attrs.contains_key("required")
             }
+            // Chromium counts buttons as optional too
             PseudoClass::Optional => {
-                matches!(e.tag.as_str(), "input" | "select" | "textarea")
+                matches!(e.tag.as_str(), "input" | "select" | "textarea" | "button")
                     && e.ns == Ns::Html
-                    && !e.attrs.contains_key("required")
+                    && (e.tag == "button" || !e.attrs.contains_key("required"))
             }
             PseudoClass::ReadWrite => self.is_read_write(),
-            PseudoClass::ReadOnly => !self.is_read_write(),
+            // Chromium: only HTML elements are read-only (not SVG/MathML)
+            PseudoClass::ReadOnly => e.ns == Ns::Html && !self.is_read_write(),
             PseudoClass::PlaceholderShown => {
                 self.is_text_field()
                     && e.attrs.contains_key("placeholder")
@@ -564,11 +778,17 @@ impl selectors::Element for El<'_> {
 
     fn apply_selector_flags(&self, _flags: ElementSelectorFlags) {}
 
+    /// As in Chromium: HTML `<a>`/`<area>` with `href` (not `<link>`),
+    /// and SVG `<a>` with `href` or `xlink:href`.
     fn is_link(&self) -> bool {
         let e = self.data();
-        e.ns == Ns::Html
-            && matches!(e.tag.as_str(), "a" | "area" | "link")
-            && e.attrs.contains_key("href")
+        match e.ns {
+            Ns::Html => matches!(e.tag.as_str(), "a" | "area") && e.attrs.contains_key("href"),
+            Ns::Svg => {
+                e.tag == "a" && (e.attrs.contains_key("href") || e.attrs.contains_key("xlink:href"))
+            }
+            Ns::Math => false,
+        }
     }
 
     fn is_html_slot_element(&self) -> bool {

@@ -219,6 +219,7 @@ impl Doc {
         if !self.is_element(x) {
             return;
         }
+        self.form_scope(x, d);
         if self.deps.has_nonsubject {
             d.full = true;
             return;
@@ -244,8 +245,17 @@ impl Doc {
         }
     }
 
+    /// A change at `x` inside a `<select>`/`<fieldset>` may re-decide
+    /// `:checked`/`:disabled` elsewhere in it (see `Deps::form_scope`).
+    fn form_scope(&self, x: Slot, d: &mut Dirty) {
+        if self.deps.form_scope {
+            d.subtrees.extend(self.dom.form_scope(x));
+        }
+    }
+
     /// Children of `p` were inserted or removed.
     fn structural(&self, p: Slot, new: Option<Slot>, was_empty: bool, d: &mut Dirty) {
+        self.form_scope(p, d);
         if self.deps.has_nonsubject {
             d.full = true;
             return;
@@ -496,6 +506,9 @@ impl Doc {
                 self.resend(top, settings, out, clear);
             }
             Op::Attr { id, name, value } => {
+                // HTML attribute names are lower case in the mirror, and so
+                // in what the agent is sent
+                let name = self.dom.attr_name(id, &name).into_owned();
                 let old = self
                     .dom
                     .slot(id)
@@ -531,6 +544,7 @@ impl Doc {
                 if flipped && self.deps.empty {
                     self.changed_element(p, &["empty".to_string()], &mut d);
                 }
+                self.form_scope(p, &mut d);
                 let top = self.update(rules, d);
                 let pe = parent_eff(&self.dom, p);
                 if !self.under_changed(p) && pe & E_BLOCKED == 0 {
@@ -774,11 +788,11 @@ fn changed_keys(name: &str, old: Option<&str>, new: Option<&str>) -> Vec<String>
                     .collect()
             };
             let (o, n) = (set(old), set(new));
-            keys.extend(o.symmetric_difference(&n).map(|c| format!("c:{c}")));
+            keys.extend(o.symmetric_difference(&n).map(|c| Deps::class_key(c)));
         }
         "id" => {
-            keys.extend(old.map(|v| format!("i:{v}")));
-            keys.extend(new.map(|v| format!("i:{v}")));
+            keys.extend(old.map(Deps::id_key));
+            keys.extend(new.map(Deps::id_key));
         }
         _ => {}
     }

@@ -241,13 +241,13 @@ pub fn own_bits(
         try_refs(refs, &mut bits);
     }
     if let Some(id) = e.attr("id") {
-        if let Some(refs) = b.by_id.get(id) {
+        if let Some(refs) = b.id_refs(id) {
             try_refs(refs, &mut bits);
         }
     }
     if let Some(classes) = e.attr("class") {
         for c in classes.split_ascii_whitespace() {
-            if let Some(refs) = b.by_class.get(c) {
+            if let Some(refs) = b.class_refs(c) {
                 try_refs(refs, &mut bits);
             }
         }

@@ -242,6 +242,15 @@ pub struct Deps {
     /// A sibling/positional dependency reached through a descendant or child
     /// combinator: sibling changes re-match whole sibling subtrees.
     pub deep_structural: bool,
+    /// A form-state pseudo-class (`:checked`, `:disabled`, `:enabled`,
+    /// `:read-only`, `:read-write`) whose answer depends on *other*
+    /// elements: an `<option>`'s selectedness on its `<select>` (live value,
+    /// `multiple`, `size`) and on the other options; disabledness on
+    /// ancestor `<fieldset disabled>` and its first `<legend>`. A change
+    /// inside a select re-matches the select's subtree, a change to a
+    /// fieldset (or its children) the fieldset's subtree
+    /// ([`crate::dom::Dom::form_scope`]).
+    pub form_scope: bool,
 }
 
 /// Where a compound sits relative to the element being matched.
@@ -268,6 +277,19 @@ impl Deps {
         self.has_sibling |= o.has_sibling;
         self.has_nonsubject |= o.has_nonsubject;
         self.deep_structural |= o.deep_structural;
+        self.form_scope |= o.form_scope;
+    }
+
+    /// The key of a class. Lower-cased: in quirks mode classes match
+    /// case-insensitively, so keys must not tell `Foo` from `foo` (a
+    /// superset re-matches a little more in no-quirks mode, never less).
+    pub fn class_key(class: &str) -> String {
+        format!("c:{}", class.to_ascii_lowercase())
+    }
+
+    /// The key of an id (lower-cased, as [`Deps::class_key`]).
+    pub fn id_key(id: &str) -> String {
+        format!("i:{}", id.to_ascii_lowercase())
     }
 
     fn of_list(list: &Selectors) -> Deps {
@@ -327,10 +349,10 @@ fn walk(sel: &Selector<select::Impl>, mut pos: Pos, mut deep: bool, d: &mut Deps
                 _ => {}
             },
             Component::ID(id) => {
-                d.keys(pos).insert(format!("i:{}", id.0));
+                d.keys(pos).insert(Deps::id_key(&id.0));
             }
             Component::Class(c) => {
-                d.keys(pos).insert(format!("c:{}", c.0));
+                d.keys(pos).insert(Deps::class_key(&c.0));
             }
             Component::AttributeInNoNamespaceExists {
                 local_name_lower, ..
@@ -367,6 +389,7 @@ fn walk(sel: &Selector<select::Impl>, mut pos: Pos, mut deep: bool, d: &mut Deps
                 }
             }
             Component::NonTSPseudoClass(pc) => {
+                d.form_scope |= pc.depends_on_form_scope();
                 let keys = d.keys(pos);
                 keys.extend(pc.attr_deps().iter().map(|a| format!("a:{a}")));
                 if pc.depends_on_live_state() {
@@ -416,7 +439,9 @@ pub type SelectorRef = (u32, u32);
 
 /// Selectors bucketed by the rightmost compound's id, else class, else tag
 /// (the Servo/Stylo technique): an element only tries the selectors of its
-/// own id, classes and tag plus the universal ones.
+/// own id, classes and tag plus the universal ones. Id and class buckets are
+/// keyed ASCII-lower-cased (quirks mode matches them case-insensitively);
+/// look them up with [`Buckets::id_refs`] / [`Buckets::class_refs`].
 #[derive(Debug, Clone, Default)]
 pub struct Buckets {
     pub by_id: FxHashMap<String, Vec<SelectorRef>>,
@@ -431,8 +456,8 @@ impl Buckets {
         let (mut id, mut class, mut tag) = (None, None, None);
         for c in sel.iter() {
             match c {
-                Component::ID(i) => id = Some(i.0.clone()),
-                Component::Class(k) => class = class.or(Some(k.0.clone())),
+                Component::ID(i) => id = Some(i.0.to_ascii_lowercase()),
+                Component::Class(k) => class = class.or(Some(k.0.to_ascii_lowercase())),
                 Component::LocalName(l) => tag = Some(l.lower_name.0.to_ascii_lowercase()),
                 _ => {}
             }
@@ -443,6 +468,24 @@ impl Buckets {
             (None, None, Some(t)) => self.by_tag.entry(t).or_default().push(r),
             _ => self.universal.push(r),
         }
+    }
+
+    /// The selectors an element with this id may match.
+    pub fn id_refs(&self, id: &str) -> Option<&Vec<SelectorRef>> {
+        self.by_id.get(lower(id).as_ref())
+    }
+
+    /// The selectors an element with this class may match.
+    pub fn class_refs(&self, class: &str) -> Option<&Vec<SelectorRef>> {
+        self.by_class.get(lower(class).as_ref())
+    }
+}
+
+fn lower(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
@@ -630,9 +673,14 @@ mod tests {
     #[test]
     fn default_pack_compiles_and_round_trips() {
         let pack = RulePack::from_yaml(DEFAULT_PACK_YAML).unwrap();
-        assert_eq!(pack.rules.len(), 2);
         let c = CompiledRules::from_pack(&pack).unwrap();
-        assert_eq!(c.compiled().len(), 2);
+        assert_eq!(c.compiled().len(), pack.rules.len());
+        assert_eq!(pack.rules.len(), 2, "one mask list, one disable list");
+        let masks = &c.compiled()[0];
+        assert!(
+            masks.selectors.slice().len() >= 7,
+            "passwords, cards, codes, frames"
+        );
         assert_eq!(RulePack::from_yaml(&pack.to_yaml()).unwrap(), pack);
     }
 

@@ -139,7 +139,6 @@ pub fn preview(
     let dom = Dom::from_node(&page.customer, &page_limits())
         .map_err(|e| vec![RuleError::Page(e.to_string())])?;
     let all = dom.root().map(|r| dom.subtree(r)).unwrap_or_default();
-    let mut matcher = Matcher::default();
     let mut matches = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let applies = r.enabled
@@ -151,6 +150,9 @@ pub fn preview(
         let mut elements = Vec::new();
         if applies {
             if let Ok(sel) = select::parse(&r.selector) {
+                // one matcher per rule: its `:has()` cache is keyed by the
+                // selector's address, which the next rule's may reuse
+                let mut matcher = Matcher::default();
                 for &s in &all {
                     if matcher.matches(&dom, s, &sel) {
                         count += 1;
@@ -333,7 +335,6 @@ fn run_case(path: &Path) -> Result<Vec<String>, Vec<RuleError>> {
     let dom = Dom::from_node(&page.customer, &page_limits())
         .map_err(|e| vec![RuleError::Page(e.to_string())])?;
     let all = dom.root().map(|r| dom.subtree(r)).unwrap_or_default();
-    let mut matcher = Matcher::default();
     let mut failures = Vec::new();
     let groups: [(&str, &Vec<String>); 4] = [
         ("masked", &case.expect.masked),
@@ -353,6 +354,8 @@ fn run_case(path: &Path) -> Result<Vec<String>, Vec<RuleError>> {
                     continue;
                 }
             };
+            // a fresh matcher per selector (see `Matcher`: `:has()` cache)
+            let mut matcher = Matcher::default();
             let hits: Vec<Slot> = all
                 .iter()
                 .copied()

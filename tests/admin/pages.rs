@@ -409,3 +409,91 @@ async fn preview_shows_both_views_outlines_and_flags_rules_that_match_nothing() 
         .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// Issue 8 item 7: the preview of 5,000 nested `<div>`s used to overflow a
+/// worker's stack and abort the server. Now the tree is flattened below
+/// 512 levels (as Chromium's parser does): the preview answers, the deep
+/// password is still masked, and the server keeps serving.
+#[tokio::test]
+async fn preview_of_5000_nested_divs_neither_crashes_nor_leaks_the_deep_field() {
+    let app = spawn_app().await;
+    let mut admin = Browser::admin(&app).await;
+    admin.refresh_csrf("/admin/sites/demo/rules").await;
+    let html = format!(
+        "<!doctype html><html><body>{}<input type=password value=deep-pw-5000><p>deep-text-5000</p>{}</body></html>",
+        "<div>".repeat(5000),
+        "</div>".repeat(5000)
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("html", html)
+        .text("url", format!("{}/demo/checkout", app.base));
+    let resp = admin
+        .post_multipart("/admin/sites/demo/preview", form)
+        .await;
+    let status = resp.status();
+    let page = resp.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{}", &page[..page.len().min(2000)]);
+    let agent_frame = &page[page
+        .find("title=\"The page as the agent sees it\"")
+        .unwrap()..];
+    let agent_frame = &agent_frame[..agent_frame.find("</iframe>").unwrap()];
+    assert!(agent_frame.contains("deep-text-5000"), "nothing is lost");
+    assert!(
+        !agent_frame.contains("deep-pw-5000"),
+        "the deep password is masked"
+    );
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the server is still up");
+}
+
+/// The preview's "rule → matches" table counts each rule on its own: with
+/// several `:has()` rules, a cache shared between rules (keyed by the
+/// selector's address, which a later rule's parse reuses) gave one rule the
+/// other's count.
+#[tokio::test]
+async fn preview_counts_each_has_rule_on_its_own() {
+    let app = spawn_app().await;
+    let mut admin = Browser::admin(&app).await;
+    admin.refresh_csrf("/admin/sites/demo/rules").await;
+    for sel in ["div:has(> .a)", "div:has(> .b)", "section:has(.a)"] {
+        admin
+            .post(
+                "/admin/sites/demo/rules",
+                &[("selector", sel), ("action", "mask"), ("enabled", "on")],
+            )
+            .await;
+    }
+    let html = "<!doctype html><html><body>\
+        <div id=one><span class=a>1</span></div><div id=two><span class=a>2</span></div>\
+        <div id=three><span class=a>3</span></div><div id=four><span class=b>4</span></div>\
+        <section><div><span class=c>5</span></div></section></body></html>";
+    let form = reqwest::multipart::Form::new()
+        .text("html", html)
+        .text("url", format!("{}/demo/checkout", app.base));
+    let resp = admin
+        .post_multipart("/admin/sites/demo/preview", form)
+        .await;
+    let page = resp.text().await.unwrap();
+    // The "Matches" cell of the row of `sel` in the table.
+    let count = |sel: &str| -> usize {
+        let cell = format!(
+            "<code class=\"selector\">{}</code>",
+            sel.replace('>', "&#62;")
+        );
+        let row = &page[page
+            .find(&cell)
+            .unwrap_or_else(|| panic!("no row for {sel}: {page}"))..];
+        let num = &row[row.find("<td class=\"num\">").unwrap() + 16..];
+        num[..num.find('<').unwrap()].trim().parse().unwrap()
+    };
+    assert_eq!(
+        (
+            count("div:has(> .a)"),
+            count("div:has(> .b)"),
+            count("section:has(.a)")
+        ),
+        (3, 1, 0),
+        "{page}"
+    );
+    assert!(page.contains("div#four"), "listed under its own rule");
+}

@@ -151,3 +151,73 @@ async fn publish_and_rollback_switch_a_live_session_at_once() {
     let v2_page = admin.get_text("/admin/sites/demo/versions/2").await;
     assert!(v2_page.contains("hide paragraphs"));
 }
+
+/// Item 9 of issue 7: a roll-back from the editor that lifts a mask sends
+/// the agent the field's current clear value, as a publish does — not the
+/// dots it had while masked.
+#[tokio::test]
+async fn editor_rollback_lifting_a_mask_sends_the_agent_the_clear_field_value() {
+    let app = spawn_app().await;
+    let (_id, _token, mut customer, mut agent) = app.active_session().await;
+    customer
+        .send(serde_json::json!({"t": "mutations", "ops": [
+            {"op": "value", "id": 7, "value": "typed-clear-77"}
+        ]}))
+        .await;
+    agent
+        .recv_until(|m| m.to_string().contains("typed-clear-77"), SOON)
+        .await;
+
+    let mut admin = Browser::admin(&app).await;
+    admin.refresh_csrf("/admin/sites/demo/rules").await;
+    admin
+        .post(
+            "/admin/sites/demo/rules",
+            &[
+                ("selector", "input[name=q]"),
+                ("action", "mask"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    let resp = admin
+        .post("/admin/sites/demo/publish", &[("comment", "mask q")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let masked = agent
+        .recv_until(
+            |m| m["t"] == "mutations" && m.to_string().contains("data-cobrowse-masked"),
+            SOON,
+        )
+        .await;
+    assert!(!frame_text(&masked).contains("typed-clear-77"), "{masked}");
+
+    // The customer keeps typing while masked: the agent sees dots only.
+    customer
+        .send(serde_json::json!({"t": "mutations", "ops": [
+            {"op": "value", "id": 7, "value": "typed-clear-78"}
+        ]}))
+        .await;
+    let dotted = agent
+        .recv_until(
+            |m| m["t"] == "mutations" && m.to_string().contains("\"value\""),
+            SOON,
+        )
+        .await;
+    assert!(!frame_text(&dotted).contains("typed-clear-78"), "{dotted}");
+
+    let resp = admin
+        .post("/admin/sites/demo/versions/1/rollback", &[])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let lifted = agent
+        .recv_until(
+            |m| m["t"] == "mutations" && m.to_string().contains("typed-clear-78"),
+            SOON,
+        )
+        .await;
+    assert!(
+        !frame_text(&lifted).contains("data-cobrowse-masked"),
+        "{lifted}"
+    );
+}

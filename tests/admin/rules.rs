@@ -134,7 +134,7 @@ async fn rules_are_added_edited_toggled_reordered_and_deleted() {
     admin.post("/admin/sites/demo/rules/1/up", &[]).await;
     let draft = demo_draft(&app).await;
     assert_eq!(draft[0].0, "#ssn");
-    assert_eq!(draft[1].0, "input[type=password]");
+    assert!(draft[1].0.starts_with("input[type=password]"));
     admin.post("/admin/sites/demo/rules/1/down", &[]).await;
     assert_eq!(demo_draft(&app).await[1].0, "#ssn");
     assert_eq!(

@@ -6,4 +6,5 @@
 
 pub mod browser;
 mod flows;
+mod selectors;
 pub mod stage;

@@ -5,5 +5,6 @@ mod bad_input;
 mod budgets;
 mod fail_closed;
 mod lifecycle;
+mod privacy_match;
 mod privacy_render;
 mod timeouts;
