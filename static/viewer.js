@@ -378,6 +378,7 @@
         s.close(1000);
       } catch (_) { /* closed */ }
     }
+    unfreeze();
     el.endReason.textContent = reasonText(reason);
     el.endReason.setAttribute('data-reason', reason || '');
     el.ended.hidden = false;
