@@ -9,7 +9,7 @@ use super::{AgentIdentity, EndReason, Event, Inner, SessionError, Status};
 use crate::config::Timeouts;
 use crate::policy::{self, Verdict};
 use crate::protocol::{
-    AgentMsg, CustomerMsg, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer,
+    AgentMsg, CustomerMsg, Epoch, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer,
 };
 use crate::rewrite::Rewriter;
 use crate::rules::CompiledRules;
@@ -22,6 +22,32 @@ use tokio::sync::{mpsc, watch};
 struct Peer {
     conn: u64,
     outbox: Arc<Outbox>,
+}
+
+/// Whether the mirror is known to match the customer's document (fail
+/// closed: only in [`DocSync::Live`] is anything of the document applied
+/// or relayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocSync {
+    /// No snapshot on the current customer connection yet (first connect,
+    /// reconnect, navigation): the snippet sends one unasked.
+    Awaiting,
+    /// In step: `mutations`/`navigate` frames of this epoch are applied.
+    Live(Epoch),
+    /// A frame was refused or could not be applied: the snippet was asked
+    /// for a fresh snapshot; nothing else from the document is used.
+    Resyncing {
+        /// Refused snapshots since the request (for the retry back-off).
+        attempts: u32,
+        /// When to ask again (after a refused snapshot), if at all.
+        retry_at: Option<Instant>,
+    },
+}
+
+/// Back-off before asking again after the `attempts`-th refused resync
+/// snapshot: 1 s, 2 s, 4 s … capped at 30 s.
+fn resync_backoff(attempts: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(1u64 << attempts.min(5)).min(std::time::Duration::from_secs(30))
 }
 
 /// Serialise a frame; our own types always serialise.
@@ -46,6 +72,7 @@ pub(super) struct Actor {
     mode: Mode,
     control_pending: bool,
     rewriter: Rewriter,
+    sync: DocSync,
     customer: Option<Peer>,
     agent: Option<Peer>,
     agent_id: Option<AgentIdentity>,
@@ -84,6 +111,7 @@ impl Actor {
             mode: Mode::Pointer,
             control_pending: false,
             rewriter: Rewriter::new(rules, limits),
+            sync: DocSync::Awaiting,
             customer: None,
             agent: None,
             agent_id: None,
@@ -110,12 +138,28 @@ impl Actor {
                     None => std::future::pending::<()>().await,
                 }
             };
+            let retry_at = match self.sync {
+                DocSync::Resyncing {
+                    retry_at: Some(at), ..
+                } => Some(at),
+                _ => None,
+            };
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let outcome = tokio::select! {
                 ev = self.rx.recv() => match ev {
                     Some(ev) => self.handle(ev).await,
                     None => Some(EndReason::ServerShutdown),
                 },
                 () = timer => deadline.map(|(_, reason)| reason),
+                () = retry => {
+                    self.ask_for_snapshot("retry");
+                    None
+                }
             };
             if let Some(reason) = outcome {
                 self.end(reason).await;
@@ -201,8 +245,17 @@ impl Actor {
     /// The full state for the agent: session, rewritten snapshot, viewport, scroll.
     fn send_agent_state(&self) {
         self.to_agent(&self.session_for_agent());
-        if let Some(snap) = self.rewriter.agent_snapshot() {
-            self.to_agent(&ToAgent::Snapshot(snap));
+        match self.sync {
+            DocSync::Live(_) => {
+                if let Some(snap) = self.rewriter.agent_snapshot() {
+                    self.to_agent(&ToAgent::Snapshot(snap));
+                }
+            }
+            DocSync::Resyncing { .. } => self.to_agent(&ToAgent::Resync {
+                reason: "resynchronising with the customer's page".into(),
+            }),
+            // A page is loading: its snapshot follows.
+            DocSync::Awaiting => {}
         }
         if let Some((w, h)) = self.viewport {
             self.to_agent(&ToAgent::Viewport { w, h });
@@ -217,10 +270,41 @@ impl Actor {
         }
     }
 
-    /// The agent's copy may be out of step (rewrite error): resend the snapshot.
-    fn resync_agent_document(&self) {
-        if let Some(snap) = self.rewriter.agent_snapshot() {
-            self.to_agent(&ToAgent::Snapshot(snap));
+    /// Fail closed: the mirror may no longer match the customer's page.
+    /// Freeze the agent's view, drop the document's frames until a fresh
+    /// snapshot arrives, and ask the snippet for one.
+    async fn enter_resync(&mut self, reason: &str) {
+        if let DocSync::Resyncing { attempts, retry_at } = &mut self.sync {
+            // Refused again while waiting (perhaps the fresh snapshot
+            // itself): ask again after a back-off, not in a tight loop.
+            if retry_at.is_none() {
+                *attempts = attempts.saturating_add(1);
+                *retry_at = Some(Instant::now() + resync_backoff(*attempts));
+            }
+            return;
+        }
+        self.sync = DocSync::Resyncing {
+            attempts: 0,
+            retry_at: None,
+        };
+        self.rewriter.discard_document();
+        tracing::info!(session = %self.id, reason, "resynchronising");
+        if self.state == SessionState::Active {
+            self.to_agent(&ToAgent::Resync {
+                reason: reason.to_owned(),
+            });
+        }
+        self.ask_for_snapshot(reason);
+        self.history("resync", reason).await;
+    }
+
+    /// Ask the snippet for a fresh snapshot (while resynchronising).
+    fn ask_for_snapshot(&mut self, reason: &str) {
+        if let DocSync::Resyncing { retry_at, .. } = &mut self.sync {
+            *retry_at = None;
+            self.to_customer(&ToCustomer::Resync {
+                reason: reason.to_owned(),
+            });
         }
     }
 
@@ -264,6 +348,12 @@ impl Actor {
                     })));
                 }
                 self.customer = Some(Peer { conn, outbox });
+                // Frames of the old connection may be lost: nothing more is
+                // applied until this connection's snapshot (the snippet sends
+                // one on connect; a pending resync asks again below).
+                if let DocSync::Live(_) = self.sync {
+                    self.sync = DocSync::Awaiting;
+                }
                 let was_away = self.customer_gone_at.take().is_some();
                 self.last_activity = Instant::now();
                 self.to_customer(&self.session_for_customer());
@@ -278,6 +368,7 @@ impl Actor {
                     }
                 }
                 self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.ask_for_snapshot("reconnected");
                 if was_away {
                     self.to_agent(&ToAgent::Presence {
                         customer: Presence::Present,
@@ -302,6 +393,12 @@ impl Actor {
                 }
                 self.last_activity = Instant::now();
                 self.on_customer(msg).await
+            }
+            Event::CustomerRefused { conn, reason } => {
+                if self.customer.as_ref().is_some_and(|p| p.conn == conn) {
+                    self.enter_resync(&reason).await;
+                }
+                None
             }
             Event::AgentConnect {
                 conn,
@@ -382,12 +479,15 @@ impl Actor {
                     peer.outbox.resynced();
                     self.to_customer(&self.session_for_customer());
                     self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                    // a resync request may have been among the dropped frames
+                    self.ask_for_snapshot("resync");
                 }
                 None
             }
             Event::Rules(rules) => {
                 let ops = self.rewriter.set_rules(rules);
-                if !ops.is_empty() && self.state == SessionState::Active {
+                let live = matches!(self.sync, DocSync::Live(_));
+                if live && !ops.is_empty() && self.state == SessionState::Active {
                     self.to_agent(&ToAgent::Mutations { ops });
                 }
                 self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
@@ -404,8 +504,10 @@ impl Actor {
         match msg {
             CustomerMsg::Snapshot(snap) => {
                 let vp = snap.viewport;
+                let epoch = snap.epoch;
                 match self.rewriter.snapshot(snap) {
                     Ok(out) => {
+                        self.sync = DocSync::Live(epoch);
                         self.viewport = Some((vp.w, vp.h));
                         self.scroll = None;
                         if active {
@@ -413,19 +515,54 @@ impl Actor {
                         }
                         self.update_stats();
                     }
-                    Err(e) => self.rewrite_failed(&e.to_string()),
+                    Err(e) => {
+                        self.report_rewrite_error(&e.to_string());
+                        self.enter_resync("snapshot_refused").await;
+                    }
                 }
                 // The URL may have changed: tell the customer which rules apply now.
                 self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
             }
-            CustomerMsg::Mutations { ops } => match self.rewriter.apply(ops) {
-                Ok(out) => {
-                    if active && !out.is_empty() {
-                        self.to_agent(&ToAgent::Mutations { ops: out });
+            CustomerMsg::Mutations { epoch, ops } => match self.sync {
+                DocSync::Live(current) if current == epoch => match self.rewriter.apply(ops) {
+                    Ok(out) => {
+                        if active && !out.is_empty() {
+                            self.to_agent(&ToAgent::Mutations { ops: out });
+                        }
                     }
-                }
-                Err(e) => self.rewrite_failed(&e.to_string()),
+                    Err(e) => {
+                        self.report_rewrite_error(&e.to_string());
+                        self.enter_resync("rewrite").await;
+                    }
+                },
+                // A batch for an older document: the current one replaced it.
+                DocSync::Live(_) => {}
+                // Out of step: mutations with no snapshot on this connection.
+                DocSync::Awaiting => self.enter_resync("no_snapshot").await,
+                DocSync::Resyncing { .. } => {}
             },
+            CustomerMsg::Navigate { epoch, url, title } => {
+                if self.sync == DocSync::Live(epoch) {
+                    match self.rewriter.navigate(url, title) {
+                        Ok((page, ops)) => {
+                            if active {
+                                self.to_agent(&page);
+                                if !ops.is_empty() {
+                                    self.to_agent(&ToAgent::Mutations { ops });
+                                }
+                            }
+                            self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                            self.update_stats();
+                        }
+                        Err(e) => {
+                            self.report_rewrite_error(&e.to_string());
+                            self.enter_resync("rewrite").await;
+                        }
+                    }
+                } else if self.sync == DocSync::Awaiting {
+                    self.enter_resync("no_snapshot").await;
+                }
+            }
             CustomerMsg::Pointer { x, y } => {
                 if active {
                     self.to_agent(&ToAgent::Pointer { x, y });
@@ -469,14 +606,11 @@ impl Actor {
         None
     }
 
-    fn rewrite_failed(&self, message: &str) {
+    fn report_rewrite_error(&self, message: &str) {
         self.to_customer(&ToCustomer::Error {
             code: "rewrite".into(),
             message: message.to_owned(),
         });
-        if self.state == SessionState::Active {
-            self.resync_agent_document();
-        }
     }
 
     async fn on_agent(&mut self, msg: AgentMsg) -> Option<EndReason> {
@@ -500,6 +634,15 @@ impl Actor {
             | AgentMsg::Input { .. }
             | AgentMsg::Key { .. }
             | AgentMsg::Scroll { .. }) => {
+                if !matches!(self.sync, DocSync::Live(_)) {
+                    // When in doubt, deny: the page may not be what the agent sees.
+                    self.denied += 1;
+                    self.to_agent(&ToAgent::Denied {
+                        action: agent_action_name(&action).to_owned(),
+                        reason: "resyncing".into(),
+                    });
+                    return None;
+                }
                 match policy::check(&action, self.state, self.mode, &self.rewriter) {
                     Verdict::Forward(out) => self.to_customer(&out),
                     Verdict::Deny { action, reason } => {
@@ -554,5 +697,18 @@ impl Actor {
                 _ => {}
             }
         }
+    }
+}
+
+/// The action name of an agent message, as in `denied` frames.
+fn agent_action_name(msg: &AgentMsg) -> &'static str {
+    match msg {
+        AgentMsg::Click { .. } => "click",
+        AgentMsg::Input { .. } => "input",
+        AgentMsg::Key { .. } => "key",
+        AgentMsg::Scroll { .. } => "scroll",
+        AgentMsg::Pointer { .. } => "pointer",
+        AgentMsg::Control { .. } => "control",
+        AgentMsg::End {} => "end",
     }
 }

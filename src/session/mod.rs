@@ -154,6 +154,12 @@ pub(crate) enum Event {
     CustomerGone {
         conn: u64,
     },
+    /// The relay refused a customer frame that may have carried document
+    /// changes (rate limit, limits, malformed): the mirror may be out of step.
+    CustomerRefused {
+        conn: u64,
+        reason: String,
+    },
     AgentConnect {
         conn: u64,
         outbox: Arc<Outbox>,
@@ -208,6 +214,18 @@ impl Link {
             .send(Event::Agent {
                 conn: self.conn,
                 msg,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Report a refused customer frame that may have changed the document;
+    /// `false` once the session is gone.
+    pub async fn customer_refused(&self, reason: &str) -> bool {
+        self.tx
+            .send(Event::CustomerRefused {
+                conn: self.conn,
+                reason: reason.to_owned(),
             })
             .await
             .is_ok()

@@ -2,5 +2,6 @@
 
 mod backpressure;
 mod bad_input;
+mod fail_closed;
 mod lifecycle;
 mod timeouts;
