@@ -630,3 +630,59 @@ async fn a_refused_frame_veils_the_replica_until_a_fresh_snapshot_matches_the_pa
     assert_eq!(pill, "active");
     s.finish().await;
 }
+
+/// Issue 7 item 3: the card rule also covers text typed into a
+/// contenteditable region: at most the first six digits reach the agent,
+/// and the customer's cue marks the region as hidden from the agent.
+#[tokio::test]
+async fn card_number_typed_into_a_contenteditable_region_keeps_at_most_six_digits() {
+    let s = Stage::new().await;
+    assert!(s.agent.eval::<bool>(RECORD_AGENT_FRAMES).await);
+    s.start_and_join("/demo/checkout").await;
+    s.customer
+        .eval::<Value>(
+            "var n = document.createElement('div'); n.id = 'note'; n.contentEditable = 'true'; \
+             n.style.minHeight = '40px'; n.style.border = '1px solid #999'; \
+             document.getElementById('notes').after(n);",
+        )
+        .await;
+    wait_for!("the editable region in the replica", {
+        let ok: bool = s
+            .agent
+            .try_eval(&format!("{REPLICA} return !!d.getElementById('note');"))
+            .await?;
+        if ok {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    s.customer_types("#note", &format!("Card {CARD} thanks"))
+        .await;
+    let shown: String = wait_for!("the typed note in the replica", {
+        let t: String = s
+            .agent
+            .try_eval(&format!(
+                "{REPLICA} return d.getElementById('note').textContent;"
+            ))
+            .await?;
+        if t.ends_with("thanks") {
+            Ok(t)
+        } else {
+            Err(t)
+        }
+    });
+    let digits = shown.chars().filter(|c| c.is_ascii_digit()).count();
+    assert!(digits <= 6, "the agent sees {shown:?}");
+    let frames: String = s.agent.eval(AGENT_STRINGS).await;
+    assert_no_card_secrets(&frames, "a frame to the agent");
+    wait_for!("the cue on the editable region", {
+        let c = cue_of(&s, "note").await;
+        if c.as_deref() == Some("mask") {
+            Ok(())
+        } else {
+            Err(format!("{c:?}"))
+        }
+    });
+    s.finish().await;
+}
