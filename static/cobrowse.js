@@ -4,10 +4,17 @@
  *
  * Owns, on the customer's page: the widget (start, session ID, consent dialog,
  * banner, end message), the JS API (window.cobrowse), DOM serialisation with node
- * ids, mutation batching, form/scroll/viewport/pointer capture, the customer-side
- * privacy cue for masked/blocked/disabled elements, and performing the agent
- * actions the server approved. It does NOT enforce privacy: the server's rewrite
- * engine does; masking values here is defence in depth only.
+ * ids, mutation batching under a document epoch, SPA navigation (`navigate`),
+ * answering the server's `resync` with a fresh snapshot, form/scroll/viewport/
+ * pointer capture, the customer-side privacy cue for masked/blocked/disabled
+ * elements, and performing the agent actions the server approved. It does NOT
+ * enforce privacy: the server's rewrite engine does. Masking here is defence in
+ * depth, but secrets it recognises (password fields, ever; card digits after
+ * the 6th, by the protocol's card rule) never leave the page in clear.
+ *
+ * Sections: utilities, state, rules/cue (selectors, sensitive fields, the
+ * card rule), serialise, observe (mutations, SPA navigation), capture,
+ * actions, rules/cue (the cue), widget, transport, the API, boot.
  *
  * Plain ES2017, one IIFE, no dependencies. Every callback is guarded so that
  * nothing ever throws into the host page; errors go to the console only.
@@ -176,7 +183,7 @@
     }
   }
 
-  // ------------------------------------------------------------------- rules
+  // ------------------------------------------- rules/cue: selectors in force
 
   var rules = { mask: '', block: '', disable: '' };
   var everMasked = new WeakSet();
@@ -345,7 +352,7 @@
     return String(v);
   }
 
-  // ------------------------------------------------------------ serialisation
+  // --------------------------------------------------------------- serialise
 
   var nodeIds = new WeakMap();
   var idToNode = new Map();
@@ -594,7 +601,7 @@
     };
   }
 
-  // ---------------------------------------------------------------- mutations
+  // ------------------------------------------- observe: mutations and values
 
   var observer = null;
 
@@ -819,7 +826,7 @@
     scheduleCues();
   });
 
-  // ---------------------------------------------- scroll, viewport, pointer
+  // -------------------------------------- capture: scroll, viewport, pointer
 
   var pendingScroll = new Map();
   var scrollTimer = null;
@@ -877,7 +884,7 @@
     send({ t: 'pointer', x: pointerPos.x, y: pointerPos.y });
   }
 
-  // ------------------------------------------------------------ agent actions
+  // ----------------------------------------- actions: approved agent actions
 
   function targetFor(id, action) {
     var el = idToNode.get(id);
@@ -982,7 +989,7 @@
     }
   }
 
-  // ---------------------------------------------------------------- the cue
+  // ------------------------------------------- rules/cue: the customer's cue
 
   var cueTimer = null;
   var cueSheetInstalled = false;
@@ -1073,7 +1080,7 @@
     ui.showTip(el, CUE_TEXT[el.getAttribute('data-cobrowse-cue')] || CUE_TEXT.mask);
   });
 
-  // ------------------------------------------------------------- the widget
+  // ------------------------------------------------------------------ widget
 
   var ui = null;
 
@@ -1311,7 +1318,7 @@
     if (ui) ui.render();
   }
 
-  // ------------------------------------------------------------- connection
+  // ------------------------------------ transport: socket, snapshots, resync
 
   function sendSnapshot() {
     if (snapshotTimer) {
