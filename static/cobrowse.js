@@ -360,9 +360,17 @@
   var nextId = 1;
   var host = null; // the widget's shadow host, never serialised
 
+  /**
+   * The node's id: a node keeps its id across re-snapshots of this page
+   * (reconnect, resync), so the server's per-id memory (e.g. "was a password
+   * field") holds; a node removed and inserted again gets a new one.
+   */
   function assign(n) {
-    var id = nextId++;
-    nodeIds.set(n, id);
+    var id = nodeIds.get(n);
+    if (id === undefined || idToNode.has(id)) {
+      id = nextId++;
+      nodeIds.set(n, id);
+    }
     idToNode.set(id, n);
     return id;
   }
@@ -387,8 +395,8 @@
     }
   }
 
+  /** Before a snapshot: the server will know exactly the nodes serialised now. */
   function resetIds() {
-    nodeIds = new WeakMap();
     idToNode = new Map();
     sentKids = new Map();
   }
