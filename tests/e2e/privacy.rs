@@ -346,6 +346,21 @@ async fn password_revealed_by_a_show_password_toggle_stays_masked_after_a_reconn
     });
     let shown = replica_value(&s, "password").await.unwrap();
     assert!(!has_alnum(&shown), "revealed password shown as {shown:?}");
+    // The toggle's `type` change went out with the mark, and no value in clear.
+    let (marked, values): (bool, String) = s
+        .customer
+        .eval(
+            "var ops = [].concat.apply([], window.__cb.sent.filter(function (f) { return f.t === 'mutations'; })                .map(function (f) { return f.ops; }));              return [ops.some(function (o) { return o.op === 'attr' && o.name === 'data-cobrowse-password' && o.value === '1'; }),                      ops.filter(function (o) { return o.op === 'value'; }).map(function (o) { return o.value; }).join('|')];",
+        )
+        .await;
+    assert!(
+        marked,
+        "no password mark sent with the show-password toggle"
+    );
+    assert!(
+        !values.contains("hunter2") && !values.contains("shown"),
+        "values sent: {values}"
+    );
 
     // Drop the customer's socket: the snippet reconnects and re-snapshots.
     let before: u64 = s
