@@ -4,10 +4,17 @@
  *
  * Owns, on the customer's page: the widget (start, session ID, consent dialog,
  * banner, end message), the JS API (window.cobrowse), DOM serialisation with node
- * ids, mutation batching, form/scroll/viewport/pointer capture, the customer-side
- * privacy cue for masked/blocked/disabled elements, and performing the agent
- * actions the server approved. It does NOT enforce privacy: the server's rewrite
- * engine does; masking values here is defence in depth only.
+ * ids, mutation batching under a document epoch, SPA navigation (`navigate`),
+ * answering the server's `resync` with a fresh snapshot, form/scroll/viewport/
+ * pointer capture, the customer-side privacy cue for masked/blocked/disabled
+ * elements, and performing the agent actions the server approved. It does NOT
+ * enforce privacy: the server's rewrite engine does. Masking here is defence in
+ * depth, but secrets it recognises (password fields, ever; card digits after
+ * the 6th, by the protocol's card rule) never leave the page in clear.
+ *
+ * Sections: utilities, state, rules/cue (selectors, sensitive fields, the
+ * card rule), serialise, observe (mutations, SPA navigation), capture,
+ * actions, rules/cue (the cue), widget, transport, the API, boot.
  *
  * Plain ES2017, one IIFE, no dependencies. Every callback is guarded so that
  * nothing ever throws into the host page; errors go to the console only.
@@ -176,7 +183,7 @@
     }
   }
 
-  // ------------------------------------------------------------------- rules
+  // ------------------------------------------- rules/cue: selectors in force
 
   var rules = { mask: '', block: '', disable: '' };
   var everMasked = new WeakSet();
@@ -223,7 +230,129 @@
     return String(v).replace(/\S/g, MASK_CHAR);
   }
 
-  // ------------------------------------------------------------ serialisation
+  // ------------------------------------ rules/cue: sensitive fields (v1.1)
+  //
+  // Three kinds of field are hidden from the agent besides the rule-masked
+  // ones, and the snippet sends none of their secrets in clear:
+  // - every element that was EVER type=password during this page's life
+  //   (show-password toggles included): serialised with the mark
+  //   data-cobrowse-password="1" and a fixed-length value;
+  // - free-text fields and contenteditable regions once a digit run of 7 or
+  //   more digits was typed into them ("detector-masked", sticky): the card
+  //   rule below keeps the first 6 digits of every such run and sends "•"
+  //   for every later digit.
+
+  var PASSWORD_MARK = 'data-cobrowse-password';
+  var FIXED_MASK = '\u2022\u2022\u2022\u2022\u2022\u2022\u2022\u2022';
+  var everPassword = new WeakSet();
+  var cardMasked = new WeakSet();
+  // Free-text input types the card rule covers (el.type is '' -> 'text' for missing/unknown types).
+  var FREE_TEXT = { text: 1, search: 1, number: 1, email: 1, url: 1, password: 1 };
+  // The card rule's separators: space, -, ., NBSP, thin, narrow NBSP, figure space.
+  var CARD_SEP = ' -.\u00a0\u2009\u202f\u2007';
+  var CARD_KEEP = 6;
+  var CARD_MIN_RUN = 7;
+  var CARD_MAX_GAP = 3;
+
+  /** Remember a password field for the rest of the page's life; true if it is one. */
+  function notePassword(el) {
+    if (!el || el.nodeType !== 1 || el.localName !== 'input') return false;
+    if (everPassword.has(el)) return true;
+    if (String(el.getAttribute('type') || '').trim().toLowerCase() === 'password' || el.type === 'password') {
+      everPassword.add(el);
+      return true;
+    }
+    return false;
+  }
+
+  /** Whether the card rule applies to this field's value. */
+  function cardField(el) {
+    if (!el || el.nodeType !== 1) return false;
+    var ac = String(el.getAttribute('autocomplete') || '').trim().toLowerCase();
+    if (ac.indexOf('tel') === 0) return false;
+    if (el.localName === 'textarea') return true;
+    if (el.localName !== 'input') return false;
+    var t = String(el.type || 'text').toLowerCase();
+    return FREE_TEXT[t] === 1;
+  }
+
+  function isCardDigit(c) {
+    return (c >= '0' && c <= '9') || c === MASK_CHAR;
+  }
+
+  /**
+   * The card rule (protocol v1.1, the same rule as the server's): in every
+   * digit run of 7+ digits (digits and "•", at most 3 separators between two
+   * digits) keep the first 6 digits and the separators, replace later digits
+   * by "•". Returns {text, hit} where hit says a run of 7+ digits was seen.
+   */
+  function cardRule(v) {
+    var s = String(v);
+    var out = null;
+    var hit = false;
+    var run = []; // positions of the digits of the current run
+    var gap = 0;
+    function close() {
+      if (run.length >= CARD_MIN_RUN) {
+        hit = true;
+        if (!out) out = s.split('');
+        for (var k = CARD_KEEP; k < run.length; k++) out[run[k]] = MASK_CHAR;
+      }
+      run = [];
+      gap = 0;
+    }
+    for (var i = 0; i < s.length; i++) {
+      var c = s.charAt(i);
+      if (isCardDigit(c)) {
+        run.push(i);
+        gap = 0;
+      } else if (run.length && CARD_SEP.indexOf(c) >= 0) {
+        gap++;
+        if (gap > CARD_MAX_GAP) close();
+      } else {
+        close();
+      }
+    }
+    close();
+    return { text: out ? out.join('') : s, hit: hit };
+  }
+
+  /** The card rule on one value; marks `holder` detector-masked when it fires. */
+  function cardText(v, holder) {
+    var r = cardRule(v);
+    if (r.hit && holder && !cardMasked.has(holder)) {
+      cardMasked.add(holder);
+      scheduleCues();
+    }
+    return r.text;
+  }
+
+  /** The contenteditable region (its outermost editable element) a node is in, or null. */
+  function editableRoot(n) {
+    var el = n && n.nodeType === 1 ? n : n ? n.parentElement : null;
+    if (!el || !el.isContentEditable) return null;
+    while (el.parentElement && el.parentElement.isContentEditable) el = el.parentElement;
+    return el;
+  }
+
+  /** Hidden from the agent in any way: rule-masked, ever a password, or detector-masked. */
+  function hiddenFromAgent(el) {
+    if (!el || el.nodeType !== 1) return false;
+    if (notePassword(el) || cardMasked.has(el) || isMasked(el)) return true;
+    var root = editableRoot(el);
+    return !!(root && cardMasked.has(root));
+  }
+
+  /** What to send as the value of a form field: never a secret in clear. */
+  function fieldValue(el, raw) {
+    var v = raw === undefined ? el.value : raw;
+    if (notePassword(el)) return FIXED_MASK;
+    if (isMasked(el)) return maskText(v);
+    if (cardField(el)) return cardText(v, el);
+    return String(v);
+  }
+
+  // --------------------------------------------------------------- serialise
 
   var nodeIds = new WeakMap();
   var idToNode = new Map();
@@ -231,9 +360,17 @@
   var nextId = 1;
   var host = null; // the widget's shadow host, never serialised
 
+  /**
+   * The node's id: a node keeps its id across re-snapshots of this page
+   * (reconnect, resync), so the server's per-id memory (e.g. "was a password
+   * field") holds; a node removed and inserted again gets a new one.
+   */
   function assign(n) {
-    var id = nextId++;
-    nodeIds.set(n, id);
+    var id = nodeIds.get(n);
+    if (id === undefined || idToNode.has(id)) {
+      id = nextId++;
+      nodeIds.set(n, id);
+    }
     idToNode.set(id, n);
     return id;
   }
@@ -258,8 +395,8 @@
     }
   }
 
+  /** Before a snapshot: the server will know exactly the nodes serialised now. */
   function resetIds() {
-    nodeIds = new WeakMap();
     idToNode = new Map();
     sentKids = new Map();
   }
@@ -329,7 +466,7 @@
     if (lower === 'srcset' || lower === 'imagesrcset') return absoluteSrcset(value);
     if (lower === 'style') return absoluteCssUrls(value, D.baseURI);
     if (lower === 'srcdoc') return null;
-    if (lower === 'value' && isField(el) && isMasked(el)) return maskText(value);
+    if (lower === 'value' && isField(el)) return fieldValue(el, value);
     return value;
   }
 
@@ -367,9 +504,9 @@
     if (tag === 'input') {
       var type = (el.type || '').toLowerCase();
       if (type === 'checkbox' || type === 'radio') node.checked = !!el.checked;
-      if (type !== 'file') node.value = isMasked(el) ? maskText(el.value) : el.value;
+      if (type !== 'file') node.value = fieldValue(el);
     } else if (tag === 'textarea' || tag === 'select') {
-      node.value = isMasked(el) ? maskText(el.value) : el.value;
+      node.value = fieldValue(el);
     }
   }
 
@@ -407,6 +544,7 @@
       var v = attrValue(el, a.name, a.value);
       if (v !== null) attrs[a.name] = v;
     }
+    if (notePassword(el)) attrs[PASSWORD_MARK] = '1';
     var node = { id: id, type: 'element', tag: tag, attrs: attrs, children: [] };
     var ns = nsOf(el);
     if (ns) node.ns = ns;
@@ -421,11 +559,6 @@
       }
     }
     node.children = serKids(el, id);
-    if (tag === 'textarea' && isMasked(el)) {
-      node.children.forEach(function (c) {
-        if (c.type === 'text') c.text = maskText(c.text);
-      });
-    }
     return node;
   }
 
@@ -445,24 +578,38 @@
     }
   }
 
+  /** The text to send for a text node: masked in masked textareas, the card rule in editable text. */
   function textFor(n) {
     var p = n.parentNode;
-    if (p && p.localName === 'textarea' && isMasked(p)) return maskText(n.data);
+    if (p && p.localName === 'textarea') return fieldValue(p, n.data);
+    var root = editableRoot(p);
+    if (root) return cardText(n.data, root);
     return n.data;
   }
 
+  // The document epoch (protocol v1.1): random at page load, a new value for
+  // every later snapshot (reconnect, resync). Every `mutations` and
+  // `navigate` frame names the epoch of the snapshot it applies to.
+  var EPOCH_MAX = 0x7fffffff;
+  var epoch = 1 + Math.floor(Math.random() * (EPOCH_MAX - 1));
+  var snapshotsTaken = 0;
+  var lastPage = { url: null, title: null }; // as the server last heard it
+
   function takeSnapshot() {
     resetIds();
+    if (snapshotsTaken++ > 0) epoch = epoch >= EPOCH_MAX ? 1 : epoch + 1;
+    lastPage = { url: W.location.href, title: D.title || '' };
     return {
       t: 'snapshot',
-      url: W.location.href,
-      title: D.title || '',
+      epoch: epoch,
+      url: lastPage.url,
+      title: lastPage.title,
       viewport: { w: W.innerWidth, h: W.innerHeight },
       root: ser(D)
     };
   }
 
-  // ---------------------------------------------------------------- mutations
+  // ------------------------------------------- observe: mutations and values
 
   var observer = null;
 
@@ -575,8 +722,14 @@
       }
       var raw = el.getAttribute(name);
       var v = raw === null ? null : attrValue(el, name, raw);
-      ops.push({ op: 'attr', id: id, name: name, value: v });
-      if (isField(el) && isMasked(el) && name !== 'value') {
+      if (v !== null || name.toLowerCase().indexOf('data-cobrowse-') !== 0) {
+        ops.push({ op: 'attr', id: id, name: name, value: v });
+      }
+      if (name.toLowerCase() === 'type' && notePassword(el)) {
+        // A password field, now or before (show-password toggle): (re)send the mark.
+        ops.push({ op: 'attr', id: id, name: PASSWORD_MARK, value: '1' });
+      }
+      if (isField(el) && hiddenFromAgent(el) && name !== 'value') {
         // A rule may have started matching (e.g. type=password): resend a masked value.
         ops.push(valueOp(el, id));
       }
@@ -588,12 +741,55 @@
       seenText.add(id);
       ops.push({ op: 'text', id: id, text: textFor(n) });
     });
-    if (ops.length) send({ t: 'mutations', ops: ops });
+    if (ops.length) sendOps(ops);
     scheduleCues();
+    checkPage();
   }
 
   function flushRecords() {
     if (observer) processRecords(observer.takeRecords());
+  }
+
+  function sendOps(ops) {
+    return send({ t: 'mutations', epoch: epoch, ops: ops });
+  }
+
+  // ------------------------------------------- observe: SPA navigation (v1.1)
+  //
+  // Same document, new URL or title: history.pushState/replaceState (wrapped),
+  // popstate, hashchange, and <title> changes (seen by the mutation observer).
+
+  /** Send `navigate` if the URL or title changed since the server last heard them. */
+  function checkPage() {
+    if (!live) return;
+    var url = W.location.href;
+    var title = D.title || '';
+    if (url === lastPage.url && title === lastPage.title) return;
+    lastPage = { url: url, title: title };
+    send({ t: 'navigate', epoch: epoch, url: url, title: title });
+  }
+
+  var onHistory = guard(function () {
+    // DOM changes made before the URL changed go first, under the old URL.
+    flushRecords();
+    checkPage();
+  });
+
+  function wrapHistory(name) {
+    var H = W.history;
+    var orig = H && H[name];
+    if (typeof orig !== 'function' || orig.__cobrowse) return;
+    var wrapped = function () {
+      var result = orig.apply(this, arguments); // the page's own errors stay the page's
+      onHistory();
+      return result;
+    };
+    wrapped.__cobrowse = true;
+    try {
+      H[name] = wrapped;
+    } catch (e) {
+      log('cannot follow history.' + name, e);
+    }
   }
 
   function startObserving() {
@@ -612,7 +808,7 @@
   }
 
   function valueOp(el, id) {
-    var op = { op: 'value', id: id, value: isMasked(el) ? maskText(el.value) : String(el.value) };
+    var op = { op: 'value', id: id, value: fieldValue(el) };
     if (el.localName === 'input' && (el.type === 'checkbox' || el.type === 'radio')) op.checked = !!el.checked;
     return op;
   }
@@ -634,10 +830,11 @@
         if (g !== el && g.name === el.name && gid !== undefined) ops.push(valueOp(g, gid));
       }
     }
-    send({ t: 'mutations', ops: ops });
+    sendOps(ops);
+    scheduleCues();
   });
 
-  // ---------------------------------------------- scroll, viewport, pointer
+  // -------------------------------------- capture: scroll, viewport, pointer
 
   var pendingScroll = new Map();
   var scrollTimer = null;
@@ -695,7 +892,7 @@
     send({ t: 'pointer', x: pointerPos.x, y: pointerPos.y });
   }
 
-  // ------------------------------------------------------------ agent actions
+  // ----------------------------------------- actions: approved agent actions
 
   function targetFor(id, action) {
     var el = idToNode.get(id);
@@ -744,7 +941,7 @@
   function doInput(m) {
     var el = targetFor(m.id, 'input');
     if (!el) return;
-    if (isMasked(el)) {
+    if (hiddenFromAgent(el)) {
       log('agent input refused: field is hidden from the agent');
       return;
     }
@@ -759,6 +956,10 @@
     if (!el) return;
     var key = String(m.key);
     if (key !== 'Enter' && key !== 'Tab' && key !== 'Escape') return;
+    if (hiddenFromAgent(el)) {
+      log('agent key refused: field is hidden from the agent');
+      return;
+    }
     var init = { key: key, code: key, bubbles: true, cancelable: true };
     var go = el.dispatchEvent(new KeyboardEvent('keydown', init));
     el.dispatchEvent(new KeyboardEvent('keyup', init));
@@ -796,10 +997,11 @@
     }
   }
 
-  // ---------------------------------------------------------------- the cue
+  // ------------------------------------------- rules/cue: the customer's cue
 
   var cueTimer = null;
   var cueSheetInstalled = false;
+  var extraCues = false; // some element on the page is shown as hidden from the agent
   var CUE_CSS =
     '[data-cobrowse-cue="mask"]{outline:2px dashed #d97706 !important;outline-offset:2px !important}' +
     '[data-cobrowse-cue="block"]{outline:2px dashed #64748b !important;outline-offset:2px !important}' +
@@ -844,7 +1046,16 @@
           want.set(list[i], kind);
         }
       });
+      // Fields hidden by the snippet's own memory: ever a password, detector-masked.
+      var fields = D.querySelectorAll('input, textarea, [contenteditable]');
+      for (var f = 0; f < fields.length; f++) {
+        var x = fields[f];
+        if (want.has(x) || (host && host.contains(x))) continue;
+        if (everPassword.has(x) || cardMasked.has(x)) want.set(x, 'mask');
+      }
     }
+    extraCues = false;
+    want.forEach(function (kind) { if (kind !== 'disable') extraCues = true; });
     if (want.size) installCueSheet();
     var have = D.querySelectorAll('[data-cobrowse-cue]');
     for (var i = 0; i < have.length; i++) {
@@ -853,6 +1064,7 @@
     want.forEach(function (kind, el) {
       if (el.getAttribute('data-cobrowse-cue') !== kind) el.setAttribute('data-cobrowse-cue', kind);
     });
+    render();
   }
 
   var CUE_TEXT = {
@@ -876,7 +1088,7 @@
     ui.showTip(el, CUE_TEXT[el.getAttribute('data-cobrowse-cue')] || CUE_TEXT.mask);
   });
 
-  // ------------------------------------------------------------- the widget
+  // ------------------------------------------------------------------ widget
 
   var ui = null;
 
@@ -1045,7 +1257,7 @@
       var writeMode = livePanel && st === 'active' && S.mode === 'write';
       el['active-msg'].textContent = name + ' can see this page and your pointer.';
       el['stop-control'].hidden = !writeMode;
-      el.legend.hidden = !(rules.mask || rules.block);
+      el.legend.hidden = !(rules.mask || rules.block || extraCues);
       el.exit.hidden = !livePanel;
       el.close.hidden = livePanel || !(endedPanel || errorText);
       el['end-reason'].textContent = reasonText(S.reason);
@@ -1114,7 +1326,7 @@
     if (ui) ui.render();
   }
 
-  // ------------------------------------------------------------- connection
+  // ------------------------------------ transport: socket, snapshots, resync
 
   function sendSnapshot() {
     if (snapshotTimer) {
@@ -1180,7 +1392,8 @@
       live = false;
       stopObserving();
       if (snapshotTimer) clearTimeout(snapshotTimer);
-      snapshotTimer = null;
+      if (resyncTimer) clearTimeout(resyncTimer);
+      snapshotTimer = resyncTimer = null;
       if (unloading || !S.id || S.state === 'ended') return;
       if (refused) {
         finish(refusalReason(refused));
@@ -1207,7 +1420,11 @@
         setMode(m.mode);
         render();
         break;
+      case 'resync':
+        onResync(m);
+        break;
       case 'rules':
+        resyncStreak = 0; // the server answers every snapshot it took with `rules`
         rules.mask = validSelectors(m.mask);
         rules.block = validSelectors(m.block);
         rules.disable = validSelectors(m.disable);
@@ -1260,6 +1477,40 @@
     }
   }
 
+  // The server refused or could not apply a frame: it ignores this document's
+  // frames until it has a fresh snapshot with a new epoch. Answer at once,
+  // dropping whatever was queued for the old epoch; one snapshot per request,
+  // and if the server keeps asking without taking one, back off.
+  var resyncStreak = 0;
+  var resyncTimer = null;
+  var lastResyncAt = 0;
+
+  function onResync(m) {
+    log('the server asked for a fresh snapshot:', m && m.reason);
+    if (!ws || ws.readyState !== 1 || S.state === 'ended') return; // a new socket sends one anyway
+    if (resyncTimer) return; // one is already on its way
+    var now = Date.now();
+    if (now - lastResyncAt > 10000) resyncStreak = 0;
+    lastResyncAt = now;
+    resyncStreak++;
+    var delay = resyncStreak <= 3 ? 0 : Math.min(30000, 500 * Math.pow(2, resyncStreak - 4));
+    if (!delay) {
+      resyncNow();
+      return;
+    }
+    resyncTimer = setTimeout(guard(function () {
+      resyncTimer = null;
+      resyncNow();
+    }), delay);
+  }
+
+  function resyncNow() {
+    if (!ws || ws.readyState !== 1) return;
+    stopObserving(); // queued records belong to the old epoch: dropped
+    live = false;
+    sendSnapshot();
+  }
+
   function setMode(mode) {
     var next = mode === 'write' ? 'write' : 'pointer';
     if (next === S.mode) return;
@@ -1276,7 +1527,8 @@
     live = false;
     if (reconnectTimer) clearTimeout(reconnectTimer);
     if (snapshotTimer) clearTimeout(snapshotTimer);
-    reconnectTimer = snapshotTimer = null;
+    if (resyncTimer) clearTimeout(resyncTimer);
+    reconnectTimer = snapshotTimer = resyncTimer = null;
     var sock = ws;
     ws = null;
     if (sock) {
@@ -1287,6 +1539,26 @@
     applyCues();
     if (ui) ui.ended();
     emit('ended', { reason: S.reason });
+  }
+
+  /**
+   * Remember, for the page's whole life, every input that is or was
+   * type=password, including while no session runs (a show-password toggle
+   * before the session starts or during a reconnect).
+   */
+  function watchPasswords() {
+    var list = D.querySelectorAll('input');
+    for (var i = 0; i < list.length; i++) notePassword(list[i]);
+    var mo = new MutationObserver(guard(function (records) {
+      records.forEach(function (r) {
+        var t = r.target;
+        if (t.localName === 'input' && String(r.oldValue || '').trim().toLowerCase() === 'password') {
+          everPassword.add(t);
+        }
+        notePassword(t);
+      });
+    }));
+    mo.observe(D, { subtree: true, attributes: true, attributeFilter: ['type'], attributeOldValue: true });
   }
 
   // ---------------------------------------------------------------- the API
@@ -1380,6 +1652,11 @@
   // ------------------------------------------------------------------ boot
 
   var boot = guard(function () {
+    watchPasswords();
+    wrapHistory('pushState');
+    wrapHistory('replaceState');
+    W.addEventListener('popstate', onHistory);
+    W.addEventListener('hashchange', onHistory);
     ui = buildUi();
     D.addEventListener('input', onValueEvent, true);
     D.addEventListener('change', onValueEvent, true);

@@ -5,7 +5,9 @@
  * customer's page in a sandboxed iframe (built with DOM APIs only, never with
  * innerHTML of customer strings; no customer script ever runs), applying
  * snapshots/mutations/scroll/viewport, both pointers, write-mode forwarding
- * (click/input/key/scroll), status, toasts and the end reason.
+ * (click/input/key/scroll), status, toasts and the end reason, the page's
+ * title/URL in the bar (also on SPA navigation, `page`) and the
+ * "Resynchronising…" veil that freezes the replica after a `resync`.
  * It does not decide what the agent may do: the server's policy check does, and
  * answers refused actions with `denied`.
  */
@@ -85,6 +87,7 @@
   var ours = new WeakSet(); // nodes the viewer injected into the replica
   var appliedScroll = null; // last scroll position set from the customer
   var lastLocalInput = new Map(); // id -> time the agent typed into it
+  var frozen = false; // resync: the replica is stale behind the veil until the next snapshot
 
   function send(msg) {
     if (!ws || ws.readyState !== 1) return false;
@@ -153,8 +156,8 @@
     el.join.hidden = true;
     el.session.hidden = false;
     el.sessionLabel.textContent = 'Session ' + formatId(id);
-    el.pageUrl.textContent = '';
-    el.pageUrl.removeAttribute('title');
+    showPage('', '');
+    unfreeze();
     setStage('Connecting to the customer\u2026');
     clearReplica();
     renderStatus();
@@ -188,7 +191,8 @@
       }
       heard = true;
       if (m.t === 'error') lastError = m;
-      if (!frameReady && (m.t === 'snapshot' || m.t === 'mutations' || m.t === 'scroll')) {
+      if (!frameReady && (m.t === 'snapshot' || m.t === 'mutations' || m.t === 'scroll' ||
+          m.t === 'resync' || m.t === 'page')) {
         queue.push(m);
         return;
       }
@@ -257,14 +261,21 @@
         applySnapshot(m);
         break;
       case 'mutations':
-        applyOps(Array.isArray(m.ops) ? m.ops : []);
+        // Frozen: the replica no longer matches the customer's page until the next snapshot.
+        if (!frozen) applyOps(Array.isArray(m.ops) ? m.ops : []);
+        break;
+      case 'resync':
+        freeze();
+        break;
+      case 'page':
+        showPage(m.url, m.title);
         break;
       case 'pointer':
         customerPointer = { x: Number(m.x) || 0, y: Number(m.y) || 0 };
         placePointer();
         break;
       case 'scroll':
-        applyScroll(m);
+        if (!frozen) applyScroll(m);
         break;
       case 'viewport':
         setViewport(m.w, m.h);
@@ -367,6 +378,7 @@
         s.close(1000);
       } catch (_) { /* closed */ }
     }
+    unfreeze();
     el.endReason.textContent = reasonText(reason);
     el.endReason.setAttribute('data-reason', reason || '');
     el.ended.hidden = false;
@@ -470,6 +482,37 @@
   function setStage(msg) {
     el.stageMsg.hidden = !msg;
     el.stageMsg.textContent = msg || '';
+  }
+
+  /** The customer's page title and URL in the bar (already sanitised by the server). */
+  function showPage(url, title) {
+    var u = typeof url === 'string' ? url : '';
+    var t = typeof title === 'string' ? title : '';
+    el.pageTitle.textContent = t;
+    el.pageTitle.hidden = !t;
+    el.pageUrl.textContent = u;
+    el.pageUrl.title = u;
+  }
+
+  /**
+   * The server could not apply a customer frame (protocol v1.1 `resync`): the
+   * replica is frozen behind a veil, nothing the agent does is forwarded, and
+   * the next snapshot replaces the document and lifts the veil.
+   */
+  function freeze() {
+    frozen = true;
+    el.resyncVeil.hidden = false;
+    el.frameBox.setAttribute('aria-busy', 'true');
+    try {
+      var a = doc && doc.activeElement;
+      if (a && a !== doc.body && typeof a.blur === 'function') a.blur();
+    } catch (_) { /* nothing focused */ }
+  }
+
+  function unfreeze() {
+    frozen = false;
+    el.resyncVeil.hidden = true;
+    el.frameBox.removeAttribute('aria-busy');
   }
 
   function isScriptUrl(v) {
@@ -604,8 +647,8 @@
     if (m.viewport) setViewport(m.viewport.w, m.viewport.h);
     appliedScroll = { x: 0, y: 0 };
     setStage(null);
-    el.pageUrl.textContent = m.title || m.url || '';
-    el.pageUrl.title = typeof m.url === 'string' ? m.url : '';
+    unfreeze();
+    showPage(m.url, m.title);
     placePointer();
   }
 
@@ -740,7 +783,7 @@
   }
 
   var onMove = guard(function (e) {
-    if (state !== 'active' || ended) return;
+    if (state !== 'active' || ended || frozen) return;
     agentPointer = { x: Math.round(e.pageX), y: Math.round(e.pageY) };
     var now = Date.now();
     if (now - lastPointerSent >= 33) sendPointer();
@@ -759,7 +802,7 @@
   var onClick = guard(function (e) {
     // Nothing in the replica may act locally (links, checkboxes, buttons).
     e.preventDefault();
-    if (state !== 'active' || ended) return;
+    if (state !== 'active' || ended || frozen) return;
     if (mode !== 'write') {
       hintPointerMode();
       return;
@@ -771,7 +814,7 @@
   // Disabled controls (the rewrite sets `disabled`) never get `click`, but do
   // get `pointerdown`: forward the attempt so the server answers with a reason.
   var onPointerDown = guard(function (e) {
-    if (state !== 'active' || ended || mode !== 'write' || e.button !== 0) return;
+    if (state !== 'active' || ended || frozen || mode !== 'write' || e.button !== 0) return;
     var t = e.target;
     if (!t || !t.closest || !t.closest(':disabled')) return;
     var id = idFor(t);
@@ -780,6 +823,10 @@
 
   var onBeforeInput = guard(function (e) {
     var t = e.target;
+    if (frozen) {
+      e.preventDefault();
+      return;
+    }
     if (mode !== 'write' || state !== 'active') {
       e.preventDefault();
       hintPointerMode();
@@ -792,7 +839,7 @@
   });
 
   var onInput = guard(function (e) {
-    if (mode !== 'write' || state !== 'active') return;
+    if (mode !== 'write' || state !== 'active' || frozen) return;
     var t = e.target;
     if (!t || !/^(input|textarea|select)$/.test(t.localName)) return;
     if (t.localName === 'input' && /^(checkbox|radio|file)$/.test(t.type)) return;
@@ -803,6 +850,10 @@
   });
 
   var onKey = guard(function (e) {
+    if (frozen) {
+      e.preventDefault();
+      return;
+    }
     if (e.key !== 'Enter' && e.key !== 'Tab' && e.key !== 'Escape') return;
     if (mode !== 'write' || state !== 'active') return;
     // Focus and submission happen on the customer's page, not in the replica.
@@ -817,7 +868,7 @@
   var agentScroll = null;
   var onScroll = guard(function (e) {
     placePointer();
-    if (mode !== 'write' || state !== 'active') return;
+    if (mode !== 'write' || state !== 'active' || frozen) return;
     var t = e.target;
     var win = el.frame.contentWindow;
     if (t === doc || t === doc.documentElement || t === doc.scrollingElement) {
@@ -868,7 +919,7 @@
     doc.addEventListener('submit', prevent, true);
     doc.addEventListener('dragstart', prevent, true);
     doc.addEventListener('mousedown', guard(function (e) {
-      if (mode !== 'write') e.preventDefault();
+      if (mode !== 'write' || frozen) e.preventDefault();
     }), true);
     var pending = queue;
     queue = [];
@@ -879,7 +930,7 @@
 
   function init() {
     ['join', 'join-form', 'session-id', 'join-button', 'join-error', 'session', 'session-label',
-      'page-url', 'state-pill', 'mode-pill', 'presence', 'control-button', 'exit-button', 'stage',
+      'page-title', 'page-url', 'resync-veil', 'state-pill', 'mode-pill', 'presence', 'control-button', 'exit-button', 'stage',
       'frame-box', 'frame-scale', 'replica', 'customer-pointer', 'stage-msg', 'ended', 'end-reason',
       'new-session', 'toasts', 'scale-label'].forEach(function (id) {
       var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
@@ -915,7 +966,9 @@
   window.cobrowseViewer = {
     /** For tests and debugging: the current view state. */
     state: function () {
-      return { id: sessionId, state: state, mode: mode, customerPresent: customerPresent, ended: ended };
+      return {
+        id: sessionId, state: state, mode: mode, customerPresent: customerPresent, ended: ended, frozen: frozen
+      };
     }
   };
 

@@ -2,9 +2,10 @@
 //! (fantoccini), a real server, the real snippet, viewer and demo pages.
 //! `browser` is the WebDriver plumbing, `stage` the shared scene (the
 //! shared `spawn_app()` server, an agent account, two browsers) and user
-//! steps, `flows` the tests.
+//! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7).
 
 pub mod browser;
 mod flows;
+mod privacy;
 mod selectors;
 pub mod stage;

@@ -63,6 +63,11 @@ impl Stage {
         stage
     }
 
+    /// The running server (its store, for tests that change a site's rules).
+    pub fn app(&self) -> &TestApp {
+        &self._app
+    }
+
     async fn log_in_agent(&self) {
         let c = &self.agent.client;
         c.goto(&format!("{}/login?next=/agent", self.base))
