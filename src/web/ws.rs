@@ -1,12 +1,13 @@
-//! WebSocket upgrade endpoints: authentication and origin checks happen here,
-//! before the upgrade; the socket loops live in `relay`.
+//! WebSocket upgrade endpoints: authentication, origin checks and the
+//! session-ID guessing throttle happen here, before the socket loops (which
+//! live in `relay`) start.
 
 use super::auth::{current_user, AuthKind};
 use super::{own_origins, AppState, WebError, DEMO_SITE};
 use crate::relay::{self, RelayConfig};
 use crate::session::AgentIdentity;
 use crate::store::normalize_origin;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
@@ -84,15 +85,30 @@ fn check_own_origin(state: &AppState, headers: &HeaderMap) -> Result<(), WebErro
     }
 }
 
+/// Refuse an upgraded socket with one `error` frame, then close it.
+async fn refuse(mut socket: WebSocket, code: &str, message: String) {
+    let frame = serde_json::to_string(&crate::protocol::ToAgent::Error {
+        code: code.into(),
+        message,
+    })
+    .unwrap_or_default();
+    let _ = socket.send(Message::Text(frame.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
 /// `GET /ws/agent/{id}` (signed-in agent or admin, or `Authorization: Bearer`).
+/// Joins of ids that are not live count as misses for the ID-guessing
+/// back-off (per agent and per address); while in back-off every join is
+/// refused with `error {code: "throttled"}`.
 pub async fn agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     session: Session,
     ws: WebSocketUpgrade,
 ) -> Result<Response, WebError> {
-    let (user, kind) = current_user(&state, &headers, &session)
+    let (user, kind, credential) = current_user(&state, &headers, &session)
         .await?
         .ok_or_else(|| {
             WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
@@ -100,12 +116,22 @@ pub async fn agent(
     if kind == AuthKind::Cookie {
         check_own_origin(&state, &headers)?;
     }
+    let address = super::throttle::client_key(&state.config, &headers, &extensions);
+    if let Err(wait) = super::throttle::check_id_guessing(&state.throttles, user.id, &address) {
+        let secs = super::throttle::wait_secs(wait);
+        let message = format!("too many joins of unknown sessions; try again in {secs} second(s)");
+        return Ok(ws.on_upgrade(move |socket| refuse(socket, "throttled", message)));
+    }
+    if !state.registry.is_live(&id) {
+        super::throttle::id_miss(&state, &user, &address).await;
+    }
     let registry = state.registry.clone();
     let cfg = relay_config(&state);
     let cap = ws_cap(&state);
     let identity = AgentIdentity {
         user_id: user.id,
         name: user.name,
+        credential,
     };
     Ok(ws
         .max_message_size(cap)
