@@ -141,7 +141,9 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -437,7 +439,11 @@ impl Config {
                 Some(t) => parse_duration("limits.header_read_timeout", t)?,
                 None => ds.header_read_timeout,
             },
-            free_id_misses: positive("limits.free_id_misses", fl.free_id_misses, ds.free_id_misses)?,
+            free_id_misses: positive(
+                "limits.free_id_misses",
+                fl.free_id_misses,
+                ds.free_id_misses,
+            )?,
         };
         let trusted_proxies = file
             .trusted_proxies
@@ -543,7 +549,9 @@ mod tests {
         assert!(d.trusted_proxies.is_empty());
         assert_eq!(d.history_retention, Duration::from_secs(90 * 86400));
         let bad: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/40\"]").unwrap();
-        let err = Config::resolve(Overrides::default(), bad).unwrap_err().to_string();
+        let err = Config::resolve(Overrides::default(), bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("trusted_proxies"), "{err}");
     }
 

@@ -177,9 +177,7 @@ pub async fn get_session(
     if let Err(wait) = throttle::check_id_guessing(&state.throttles, user.id, &address) {
         let secs = throttle::wait_secs(wait);
         return Err(WebError::Throttled {
-            message: format!(
-                "too many lookups of unknown sessions; try again in {secs} second(s)"
-            ),
+            message: format!("too many lookups of unknown sessions; try again in {secs} second(s)"),
             retry_after: secs,
         });
     }

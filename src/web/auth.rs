@@ -353,7 +353,12 @@ mod tests {
 
     #[test]
     fn next_accepts_only_same_origin_paths() {
-        for ok in ["/agent", "/admin/sites?site=demo&x=1", "/a%20b", "/admin/sites/demo/rules#r1"] {
+        for ok in [
+            "/agent",
+            "/admin/sites?site=demo&x=1",
+            "/a%20b",
+            "/admin/sites/demo/rules#r1",
+        ] {
             assert_eq!(safe_next(ok), ok);
         }
         for bad in [

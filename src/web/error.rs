@@ -86,7 +86,8 @@ impl WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // 503s (shutting down, at capacity) carry a message meant for the client.
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
             return (status, "internal error").into_response();
         }

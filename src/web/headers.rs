@@ -66,13 +66,12 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     if is_html {
         h.entry(header::CONTENT_SECURITY_POLICY)
             .or_insert(HeaderValue::from_static(csp_for(&path)));
-        h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static(
-            if csp_for(&path) == CSP_DEMO {
+        h.entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static(if csp_for(&path) == CSP_DEMO {
                 "SAMEORIGIN"
             } else {
                 "DENY"
-            },
-        ));
+            }));
     }
     resp
 }

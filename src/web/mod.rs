@@ -10,6 +10,7 @@ mod assets;
 pub mod auth;
 mod error;
 pub mod headers;
+pub mod server;
 pub mod throttle;
 mod ws;
 
@@ -81,7 +82,10 @@ pub async fn build_state(config: Config) -> Result<(AppState, Bootstrap), WebErr
     // Sessions a crashed or killed previous run left live end now.
     let stale = store.close_stale_sessions().await?;
     if stale > 0 {
-        tracing::warn!(sessions = stale, "sessions left live by the previous run closed with reason server_restart");
+        tracing::warn!(
+            sessions = stale,
+            "sessions left live by the previous run closed with reason server_restart"
+        );
     }
     prune_history(&store, config.history_retention).await;
     let registry = SessionRegistry::new(store.clone(), &config);
@@ -182,16 +186,18 @@ where
             }
         })
     };
+    let limits = server::ServeLimits {
+        max_connections: state.config.server.max_connections,
+        header_read_timeout: state.config.server.header_read_timeout,
+    };
     let router = app(state);
-    // Client addresses feed the login rate limit (admin editor).
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: ending live sessions");
-            registry.shutdown().await;
-        })
-        .await;
+    // Requests carry the peer address (throttles, login back-off).
+    let result = server::run(listener, router, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending live sessions");
+        registry.shutdown().await;
+    })
+    .await;
     cleanup.abort();
     watcher.abort();
     revocations.abort();

@@ -207,13 +207,14 @@ pub fn check_id_guessing(
 }
 
 /// Count a lookup or join of a session id that is not live, for the agent
-/// and for the address; the first miss past the free ones is audited
+/// and for the address; the miss that starts the back-off is audited
 /// (`session.id_guessing`, actor: the agent, target: the address).
 pub async fn id_miss(state: &super::AppState, user: &crate::store::User, address: &str) {
     let t = &state.throttles;
     let by_user = t.id_misses.miss(&user_key(user.id));
     let by_address = t.id_misses.miss(&address_key(address));
-    let first_over = t.id_misses.free() + 1;
+    // The miss that starts the back-off is the one audited.
+    let first_over = t.id_misses.free();
     if by_user == first_over || by_address == first_over {
         tracing::warn!(agent = %user.name, address, "session id guessing: back-off started");
         if let Err(e) = state
@@ -333,7 +334,10 @@ mod tests {
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxies = vec![IpNet::parse("10.0.0.0/8").unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.9".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 1.2.3.4, 10.0.0.9".parse().unwrap(),
+        );
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let direct: IpAddr = "8.8.8.8".parse().unwrap();
         assert_eq!(

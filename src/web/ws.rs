@@ -108,11 +108,12 @@ pub async fn agent(
     session: Session,
     ws: WebSocketUpgrade,
 ) -> Result<Response, WebError> {
-    let (user, kind, credential) = current_user(&state, &headers, &session)
-        .await?
-        .ok_or_else(|| {
-            WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
-        })?;
+    let (user, kind, credential) =
+        current_user(&state, &headers, &session)
+            .await?
+            .ok_or_else(|| {
+                WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
+            })?;
     if kind == AuthKind::Cookie {
         check_own_origin(&state, &headers)?;
     }

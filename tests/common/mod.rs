@@ -34,6 +34,8 @@ pub struct TestOptions {
     /// Server limits; the default lifts the per-address session rate (every
     /// test client is 127.0.0.1) and keeps the rest at production defaults.
     pub server: ServerLimits,
+    /// Peers whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: Vec<cobrowse::config::IpNet>,
 }
 
 impl Default for TestOptions {
@@ -53,6 +55,7 @@ impl Default for TestOptions {
                 sessions_per_minute: 100_000,
                 ..ServerLimits::default()
             },
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -102,6 +105,7 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         limits: opts.limits,
         queues: opts.queues,
         server: opts.server,
+        trusted_proxies: opts.trusted_proxies,
         ..Config::default()
     };
     let (state, boot) = web::build_state(config).await.expect("state");

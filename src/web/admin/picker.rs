@@ -4,7 +4,7 @@
 //! From the rules page an admin opens one of the site's pages (on an allowed
 //! origin) with `#cobrowse-pick=TOKEN`; the snippet then loads the picker.
 //! The token is `hex(payload).hex(mac)` where the payload is
-//! `v2|site|admin|expiry|credential generation|page` and the MAC is
+//! `v2|site|admin|expiry|credential generation|nonce|page` and the MAC is
 //! HMAC-SHA256 with a server secret kept in the `meta` table.
 //! `POST /admin/api/picker` (CORS for the site's origins) accepts only
 //! `{token, selector, action, count}`, checks the token, that its admin is
@@ -60,7 +60,9 @@ pub enum TokenError {
     #[error("the picker link has already been used; open the picker again from the editor")]
     Used,
     /// Its admin was disabled, lost the admin role or changed password.
-    #[error("the picker link is no longer valid for its admin; open the picker again from the editor")]
+    #[error(
+        "the picker link is no longer valid for its admin; open the picker again from the editor"
+    )]
     Revoked,
     /// The server secret cannot key the MAC (never expected with HMAC).
     #[error("the picker secret is unusable")]
@@ -76,6 +78,8 @@ pub struct PickerGrant {
     pub expires: i64,
     /// The admin's credential generation when the link was made.
     pub generation: i64,
+    /// Random, so that every link is distinct (each is spent once).
+    pub nonce: String,
     /// The page the admin opened (for the rule's description).
     pub page: String,
 }
@@ -87,8 +91,8 @@ fn mac(secret: &[u8]) -> Result<Hmac<Sha256>, TokenError> {
 /// Sign a grant into a token.
 pub fn sign(secret: &[u8], grant: &PickerGrant) -> Result<String, TokenError> {
     let payload = format!(
-        "v2|{}|{}|{}|{}|{}",
-        grant.site, grant.admin, grant.expires, grant.generation, grant.page
+        "v2|{}|{}|{}|{}|{}|{}",
+        grant.site, grant.admin, grant.expires, grant.generation, grant.nonce, grant.page
     );
     let mut m = mac(secret)?;
     m.update(payload.as_bytes());
@@ -108,15 +112,25 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
     m.update(&payload);
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-    let mut parts = payload.splitn(6, '|');
-    let (Some("v2"), Some(site), Some(admin), Some(expires), Some(generation), Some(page)) = (
+    let mut parts = payload.splitn(7, '|');
+    let (
+        Some("v2"),
+        Some(site),
+        Some(admin),
+        Some(expires),
+        Some(generation),
+        Some(nonce),
+        Some(page),
+    ) = (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
-    ) else {
+        parts.next(),
+    )
+    else {
         return Err(TokenError::Malformed);
     };
     let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
@@ -129,6 +143,7 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
         admin: admin.to_owned(),
         expires,
         generation,
+        nonce: nonce.to_owned(),
         page: page.to_owned(),
     })
 }
@@ -183,6 +198,7 @@ async fn open(
         admin: admin.user.name.clone(),
         expires: unix_now() + TOKEN_TTL_SECS,
         generation,
+        nonce: crate::store::random_hex(16),
         page: page.clone(),
     };
     let token = sign(&admin.store.picker_secret().await?, &grant)
@@ -373,7 +389,11 @@ async fn api(
     }
     // Single use: the first valid pick spends the link; replays are refused.
     let mac_part = req.token.trim().rsplit('.').next().unwrap_or_default();
-    if !state.store.spend_picker_link(mac_part, grant.expires).await? {
+    if !state
+        .store
+        .spend_picker_link(mac_part, grant.expires)
+        .await?
+    {
         return Ok(refuse(
             StatusCode::FORBIDDEN,
             origin,
@@ -439,6 +459,7 @@ mod tests {
             admin: "ada".into(),
             expires,
             generation: 3,
+            nonce: "00ff".into(),
             page: "http://127.0.0.1:8080/demo/checkout?a=1|b".into(),
         }
     }
