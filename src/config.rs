@@ -88,6 +88,8 @@ pub struct ServerLimits {
     pub header_read_timeout: Duration,
     /// Misses (unknown session ids) an agent or address may make before back-off.
     pub free_id_misses: u32,
+    /// A WebSocket from which nothing (not even a pong) arrives this long is closed.
+    pub ws_idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -99,6 +101,7 @@ impl Default for ServerLimits {
             max_connections: 2048,
             header_read_timeout: Duration::from_secs(10),
             free_id_misses: 5,
+            ws_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -265,6 +268,7 @@ pub struct FileLimits {
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<String>,
     pub free_id_misses: Option<u32>,
+    pub ws_idle_timeout: Option<String>,
 }
 
 /// `[queues]`: outbound queue bounds per socket.
@@ -444,6 +448,10 @@ impl Config {
                 fl.free_id_misses,
                 ds.free_id_misses,
             )?,
+            ws_idle_timeout: match &fl.ws_idle_timeout {
+                Some(t) => parse_duration("limits.ws_idle_timeout", t)?,
+                None => ds.ws_idle_timeout,
+            },
         };
         let trusted_proxies = file
             .trusted_proxies

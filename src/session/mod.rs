@@ -593,6 +593,11 @@ impl SessionRegistry {
                 if let Some(h) = self.inner.lock().live.get_mut(id) {
                     h.agent = Some((user_id, credential));
                 }
+                // A revocation that landed between authentication and now
+                // was not seen by the watcher for this session: check once.
+                if let Ok(false) = self.inner.store.credential_valid(user_id, credential).await {
+                    self.end_session(id, EndReason::AgentRevoked).await;
+                }
                 Ok(Link {
                     conn,
                     side: Side::Agent,

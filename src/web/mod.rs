@@ -10,6 +10,7 @@ mod assets;
 pub mod auth;
 mod error;
 pub mod headers;
+pub mod idle;
 pub mod server;
 pub mod throttle;
 mod ws;

@@ -3,6 +3,7 @@
 //! live in `relay`) start.
 
 use super::auth::{current_user, AuthKind};
+use super::idle::IdleTimeout;
 use super::{own_origins, AppState, WebError, DEMO_SITE};
 use crate::relay::{self, RelayConfig};
 use crate::session::AgentIdentity;
@@ -13,6 +14,15 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
+
+/// The `error {code:"idle_timeout"}` frame for one side.
+fn farewell<T: serde::Serialize>(make: impl FnOnce(String, String) -> T) -> String {
+    serde_json::to_string(&make(
+        "idle_timeout".into(),
+        "nothing was received on this socket for too long; reconnect".into(),
+    ))
+    .unwrap_or_default()
+}
 
 fn relay_config(state: &AppState) -> RelayConfig {
     RelayConfig {
@@ -64,9 +74,15 @@ pub async fn customer(
     let registry = state.registry.clone();
     let cfg = relay_config(&state);
     let cap = ws_cap(&state);
+    let idle = state.config.server.ws_idle_timeout;
     ws.max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| relay::run_customer(registry, cfg, socket, id, q.token, origin))
+        .on_upgrade(move |socket| {
+            let farewell =
+                farewell(|code, message| crate::protocol::ToCustomer::Error { code, message });
+            let socket = IdleTimeout::new(socket, idle, farewell);
+            relay::run_customer(registry, cfg, socket, id, q.token, origin)
+        })
 }
 
 /// A cookie-authenticated socket must come from our own pages (no
@@ -134,8 +150,14 @@ pub async fn agent(
         name: user.name,
         credential,
     };
+    let idle = state.config.server.ws_idle_timeout;
     Ok(ws
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| relay::run_agent(registry, cfg, socket, id, identity)))
+        .on_upgrade(move |socket| {
+            let farewell =
+                farewell(|code, message| crate::protocol::ToAgent::Error { code, message });
+            let socket = IdleTimeout::new(socket, idle, farewell);
+            relay::run_agent(registry, cfg, socket, id, identity)
+        }))
 }

@@ -382,3 +382,55 @@ async fn stalled_request_headers_are_timed_out() {
     // Others are served.
     assert!(raw_get(&app, "/healthz").await.starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn idle_websockets_are_closed_with_idle_timeout() {
+    let mut opts = TestOptions::default();
+    opts.server.ws_idle_timeout = Duration::from_secs(1);
+    let app = spawn_app_with(opts).await;
+    let (id, token) = app.create_session().await;
+    // A raw client that completes the handshake and then never answers a
+    // ping nor sends anything (a vanished peer).
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /ws/customer/{id}?token={token} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n\
+             connection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             sec-websocket-version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(SOON, s.read_to_end(&mut out))
+        .await
+        .expect("the idle socket is closed by the server")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("\"code\":\"idle_timeout\""), "{text}");
+    // A client that answers pings (tungstenite does while reading) stays
+    // open well past the timeout although it sends nothing itself.
+    let url = format!("{}/ws/customer/{id}?token={token}", app.ws_base);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match futures_util::StreamExt::next(&mut ws).await {
+                None | Some(Err(_)) => return "gone".to_owned(),
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => {
+                    return "closed".to_owned()
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))
+                    if t.contains("idle_timeout") =>
+                {
+                    return t.to_string()
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_err(), "a live client was cut: {closed:?}");
+    assert!(raw_get(&app, "/healthz").await.starts_with("HTTP/1.1 200"));
+}
