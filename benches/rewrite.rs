@@ -178,6 +178,7 @@ fn rules() -> Arc<CompiledRules> {
 
 fn snap(root: Node) -> Snapshot {
     Snapshot {
+        epoch: 0,
         url: "https://shop.example/page".into(),
         title: "t".into(),
         viewport: Viewport { w: 1.0, h: 1.0 },

@@ -269,6 +269,7 @@ pub struct FileLimits {
     pub header_read_timeout: Option<String>,
     pub free_id_misses: Option<u32>,
     pub ws_idle_timeout: Option<String>,
+    pub rewrite_budget_ms: Option<u64>,
 }
 
 /// `[queues]`: outbound queue bounds per socket.
@@ -415,6 +416,11 @@ impl Config {
                 "limits.max_messages_per_sec",
                 fl.max_messages_per_sec,
                 dl.max_messages_per_sec,
+            )?,
+            rewrite_budget_ms: positive(
+                "limits.rewrite_budget_ms",
+                fl.rewrite_budget_ms,
+                dl.rewrite_budget_ms,
             )?,
         };
         let queues = QueueLimits {

@@ -79,9 +79,17 @@ pub struct Viewport {
     pub h: f64,
 }
 
+/// A document epoch: chosen by the snippet for every page load and every
+/// resync snapshot; every `mutations` frame names the epoch it applies to.
+pub type Epoch = u32;
+
 /// A full document snapshot (customer → server, and rewritten server → agent).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The document epoch (customer → server only; 0 when an old snippet
+    /// sends none). Never sent to the agent.
+    #[serde(default, skip_serializing)]
+    pub epoch: Epoch,
     pub url: String,
     #[serde(default)]
     pub title: String,
@@ -143,7 +151,18 @@ pub enum Mode {
 pub enum CustomerMsg {
     Snapshot(Snapshot),
     Mutations {
+        /// The epoch of the snapshot these ops apply to.
+        #[serde(default)]
+        epoch: Epoch,
         ops: Vec<Op>,
+    },
+    /// Same document, new URL and/or title (SPA navigation, title change).
+    Navigate {
+        #[serde(default)]
+        epoch: Epoch,
+        url: String,
+        #[serde(default)]
+        title: String,
     },
     Pointer {
         x: f64,
@@ -218,6 +237,17 @@ pub enum ToAgent {
     Snapshot(Snapshot),
     Mutations {
         ops: Vec<Op>,
+    },
+    /// The customer's page URL/title changed without a new document
+    /// (sanitised like the snapshot's).
+    Page {
+        url: String,
+        title: String,
+    },
+    /// The server could not apply a customer frame: freeze the replica
+    /// until the next `snapshot`.
+    Resync {
+        reason: String,
     },
     Pointer {
         x: f64,
@@ -301,6 +331,11 @@ pub enum ToCustomer {
         y: f64,
     },
     Rules(RulesCue),
+    /// The server refused or could not apply a frame: send a fresh full
+    /// snapshot with a new epoch.
+    Resync {
+        reason: String,
+    },
     /// The agent's viewer closed or navigated away (grace timeout running), or came back.
     Presence {
         agent: Presence,
@@ -327,6 +362,15 @@ pub struct Limits {
     pub max_ops: usize,
     /// Most messages per second from one side of a session.
     pub max_messages_per_sec: u32,
+    /// Longest time, in milliseconds, the rewrite of one customer frame may
+    /// take: over it the session resyncs (and ends `overloaded` if even the
+    /// fresh snapshot is over).
+    #[serde(default = "default_rewrite_budget_ms")]
+    pub rewrite_budget_ms: u64,
+}
+
+fn default_rewrite_budget_ms() -> u64 {
+    2000
 }
 
 impl Default for Limits {
@@ -337,6 +381,7 @@ impl Default for Limits {
             max_depth: 256,
             max_ops: 10_000,
             max_messages_per_sec: 200,
+            rewrite_budget_ms: default_rewrite_budget_ms(),
         }
     }
 }
@@ -445,11 +490,30 @@ pub fn check_tree(root: &Node, limits: &Limits) -> Result<usize, ProtocolError> 
     Ok(count)
 }
 
+/// The number of nodes in a tree (iterative).
+pub fn count_nodes(root: &Node) -> usize {
+    let mut count = 0usize;
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        stack.extend(n.children());
+    }
+    count
+}
+
+/// The number of nodes an op inserts (0 for other ops).
+pub fn op_nodes(op: &Op) -> usize {
+    match op {
+        Op::Insert { node, .. } => count_nodes(node),
+        _ => 0,
+    }
+}
+
 /// Check a customer message against the limits (trees and batch sizes).
 pub fn check_customer_msg(msg: &CustomerMsg, limits: &Limits) -> Result<(), ProtocolError> {
     match msg {
         CustomerMsg::Snapshot(s) => check_tree(&s.root, limits).map(|_| ()),
-        CustomerMsg::Mutations { ops } => {
+        CustomerMsg::Mutations { ops, .. } => {
             if ops.len() > limits.max_ops {
                 return Err(ProtocolError::TooManyOps(limits.max_ops));
             }
@@ -464,7 +528,39 @@ pub fn check_customer_msg(msg: &CustomerMsg, limits: &Limits) -> Result<(), Prot
             }
             Ok(())
         }
+        CustomerMsg::Navigate { url, title, .. } => {
+            if url.len() > MAX_URL_BYTES || title.len() > MAX_URL_BYTES {
+                return Err(ProtocolError::Malformed(format!(
+                    "url and title must be at most {MAX_URL_BYTES} bytes"
+                )));
+            }
+            Ok(())
+        }
         _ => Ok(()),
+    }
+}
+
+/// Longest URL or title accepted in a `navigate` frame.
+pub const MAX_URL_BYTES: usize = 8192;
+
+/// Whether a customer frame that was refused before decoding (rate limit,
+/// malformed) may have been a document frame (`snapshot`, `mutations`,
+/// `navigate`): only frames shown to be pointer, scroll or viewport updates
+/// (or control/end, which carry no document) are not.
+pub fn may_be_document_frame(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Tag<'a> {
+        #[serde(borrow)]
+        t: std::borrow::Cow<'a, str>,
+    }
+    // A look at the tag only; the rest is skipped under serde_json's own
+    // recursion limit (a frame too deep to skip counts as a document frame).
+    match serde_json::from_str::<Tag>(text) {
+        Ok(tag) => !matches!(
+            tag.t.as_ref(),
+            "pointer" | "scroll" | "viewport" | "control" | "end"
+        ),
+        Err(_) => true,
     }
 }
 
@@ -481,7 +577,7 @@ mod tests {
         )
         .unwrap();
         match m {
-            CustomerMsg::Mutations { ops } => assert_eq!(ops.len(), 3),
+            CustomerMsg::Mutations { ops, .. } => assert_eq!(ops.len(), 3),
             other => panic!("unexpected {other:?}"),
         }
         let a: AgentMsg = decode(r#"{"t":"click","id":7}"#, &l).unwrap();

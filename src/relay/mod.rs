@@ -98,6 +98,9 @@ trait SideSpec {
     fn check(msg: &Self::Msg, limits: &Limits) -> Result<(), ProtocolError>;
     fn error(code: &str, message: &str) -> String;
     async fn deliver(link: &Link, msg: Self::Msg) -> bool;
+    /// A frame was refused before delivery (`text` is `None` for a binary
+    /// frame); `false` once the session is gone.
+    async fn refused(link: &Link, text: Option<&str>, reason: &str) -> bool;
 }
 
 struct CustomerSide;
@@ -111,6 +114,16 @@ impl SideSpec for CustomerSide {
     }
     async fn deliver(link: &Link, msg: CustomerMsg) -> bool {
         link.customer(msg).await
+    }
+    /// Fail closed: a refused frame that may have changed the document puts
+    /// the session into resync. Only pointer/scroll/viewport (and control,
+    /// end) frames may be dropped without one.
+    async fn refused(link: &Link, text: Option<&str>, reason: &str) -> bool {
+        if text.is_none_or(protocol::may_be_document_frame) {
+            link.customer_refused(reason).await
+        } else {
+            true
+        }
     }
 }
 
@@ -137,6 +150,9 @@ impl SideSpec for AgentSide {
     }
     async fn deliver(link: &Link, msg: AgentMsg) -> bool {
         link.agent(msg).await
+    }
+    async fn refused(_: &Link, _: Option<&str>, _: &str) -> bool {
+        true
     }
 }
 
@@ -165,6 +181,9 @@ where
                     "binary",
                     "binary frames are not supported; send JSON text",
                 ));
+                if !P::refused(link, None, "binary").await {
+                    return ReaderEnd::Closed;
+                }
                 if strikes > MAX_STRIKES {
                     outbox.push_final(Some(P::error("abuse", "too many bad frames")));
                     return ReaderEnd::Fatal;
@@ -193,6 +212,9 @@ where
                     ),
                 ));
             }
+            if !P::refused(link, Some(text.as_str()), "rate_limited").await {
+                return ReaderEnd::Closed;
+            }
             if strikes > MAX_STRIKES {
                 outbox.push_final(Some(P::error("abuse", "too many messages")));
                 return ReaderEnd::Fatal;
@@ -211,6 +233,9 @@ where
             Err(e) => {
                 strikes += 1;
                 outbox.push(P::error(e.code(), &e.to_string()));
+                if !P::refused(link, Some(text.as_str()), e.code()).await {
+                    return ReaderEnd::Closed;
+                }
                 if strikes > MAX_STRIKES {
                     outbox.push_final(Some(P::error("abuse", "too many bad frames")));
                     return ReaderEnd::Fatal;
@@ -404,6 +429,9 @@ mod tests {
         assert_eq!(next_json(&mut out_rx).await["t"], "rules");
         in_tx.send(Message::Text("{oops".into())).unwrap();
         assert_eq!(next_json(&mut out_rx).await["code"], "malformed");
+        // A frame that cannot be shown not to carry document changes puts
+        // the session into resync (fail closed).
+        assert_eq!(next_json(&mut out_rx).await["t"], "resync");
         in_tx.send(Message::Text(r#"{"t":"end"}"#.into())).unwrap();
         assert_eq!(
             next_json(&mut out_rx).await,

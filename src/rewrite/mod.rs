@@ -19,11 +19,19 @@
 //!    state changed is re-sent as `remove` + `insert` of its freshly rendered
 //!    subtree, at the same place with the same ids.
 //!
-//! After the batch, if a node rendered in clear earlier in the batch is
-//! masked or hidden at its end (e.g. text inserted, then its ancestor masked
-//! in the same batch), that earlier clear content is scrubbed from the
-//! message (the later re-send already replaced it in the agent's copy), so
-//! no message ever carries a value that is masked when the message is sent.
+//! End-state masking: restrictions are decided on the state at the end of
+//! the batch. After the whole batch is applied, every piece of content the
+//! output carries in clear is checked against that end state: content of a
+//! node that is masked, hidden or gone at the end is masked; content of a
+//! node emitted more than once in the batch (whose earlier emissions may be
+//! an in-between state, e.g. the old secret of a field whose mask is lifted
+//! and whose text is replaced in one batch) is replaced by its end-state
+//! content. So no message ever carries a value that is not visible at the
+//! end of its batch, including nodes inserted and removed within it.
+//!
+//! Fail closed: a batch that fails half-way poisons the mirror (nothing of it
+//! is returned, and nothing more is applied) until the next snapshot; the
+//! session asks the snippet for one.
 
 mod oracle;
 pub mod render;
@@ -104,6 +112,21 @@ pub struct RewriteStats {
 /// Ids rendered in clear, each with the index (in the batch output) of the
 /// op that carried it.
 type BatchLog = Vec<(NodeId, usize)>;
+
+/// A node's own content as the agent gets it at the end of a batch (no
+/// children).
+enum EndContent {
+    /// Masked, hidden or gone at the end: mask whatever was emitted.
+    Hidden,
+    /// An element's attributes, value and checked state.
+    Element {
+        attrs: std::collections::BTreeMap<String, String>,
+        value: Option<String>,
+        checked: Option<bool>,
+    },
+    /// A text or comment node's data.
+    Text(String),
+}
 
 /// Elements to re-match after one op.
 #[derive(Default)]
@@ -551,6 +574,138 @@ impl Doc {
     }
 }
 
+impl Doc {
+    /// End-state masking (see the module doc): bring every clear emission
+    /// in `out` to the end state of its node.
+    fn settle_to_end_state(&self, out: &mut [Op], clear: &BatchLog, settings: &SiteSettings) {
+        let mut seen: rustc_hash::FxHashMap<NodeId, u32> = Default::default();
+        for &(id, _) in clear {
+            *seen.entry(id).or_default() += 1;
+        }
+        let mut ends: rustc_hash::FxHashMap<NodeId, EndContent> = Default::default();
+        for &(id, idx) in clear {
+            let end = ends
+                .entry(id)
+                .or_insert_with(|| self.end_content(id, settings));
+            let repeated = seen.get(&id).is_some_and(|&n| n > 1);
+            match end {
+                EndContent::Hidden => {
+                    if let Some(op) = out.get_mut(idx) {
+                        scrub_op(op, id);
+                    }
+                }
+                _ if repeated => {
+                    if let Some(op) = out.get_mut(idx) {
+                        settle_op(op, id, end);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// What node `id` shows the agent at the end of the batch.
+    fn end_content(&self, id: NodeId, settings: &SiteSettings) -> EndContent {
+        if self.hidden(id) {
+            return EndContent::Hidden;
+        }
+        let Some(s) = self.dom.slot(id) else {
+            return EndContent::Hidden;
+        };
+        let n = self.dom.node(s);
+        match &n.kind {
+            Kind::Element(e) => {
+                let eff = n.meta.eff;
+                let (value, checked) = agent_value(e, eff, settings);
+                EndContent::Element {
+                    attrs: agent_attrs(e, eff, settings),
+                    value,
+                    checked,
+                }
+            }
+            Kind::Text(t) | Kind::Comment(t) => {
+                let pe = n.parent.map(|p| parent_eff(&self.dom, p)).unwrap_or(0);
+                EndContent::Text(agent_text(t, pe, settings))
+            }
+            _ => EndContent::Hidden,
+        }
+    }
+}
+
+/// Replace node `id`'s own content inside one emitted op by its end state.
+fn settle_op(op: &mut Op, id: NodeId, end: &EndContent) {
+    match (op, end) {
+        (Op::Insert { node, .. }, _) => settle_node(node, id, end),
+        (Op::Text { id: x, text }, EndContent::Text(t)) if *x == id => text.clone_from(t),
+        (Op::Attr { id: x, name, value }, EndContent::Element { attrs, .. }) if *x == id => {
+            *value = attrs.get(name.as_str()).cloned();
+        }
+        (
+            Op::Value {
+                id: x,
+                value,
+                checked,
+            },
+            EndContent::Element {
+                value: v,
+                checked: c,
+                ..
+            },
+        ) if *x == id => {
+            *value = v.clone().unwrap_or_default();
+            *checked = *c;
+        }
+        (op, _) => scrub_op(op, id),
+    }
+}
+
+fn settle_node(n: &mut Node, id: NodeId, end: &EndContent) {
+    let mut stack = vec![n];
+    while let Some(n) = stack.pop() {
+        match (n, end) {
+            (Node::Text { id: x, text } | Node::Comment { id: x, text }, EndContent::Text(t))
+                if *x == id =>
+            {
+                text.clone_from(t);
+                return;
+            }
+            (
+                Node::Element {
+                    id: x,
+                    attrs,
+                    value,
+                    checked,
+                    ..
+                },
+                EndContent::Element {
+                    attrs: a,
+                    value: v,
+                    checked: c,
+                },
+            ) if *x == id => {
+                attrs.clone_from(a);
+                value.clone_from(v);
+                *checked = *c;
+                return;
+            }
+            (n, _) if n.id() == id => {
+                scrub_node(n, id);
+                return;
+            }
+            (Node::Element { children, .. } | Node::Document { children, .. }, _) => {
+                stack.extend(children.iter_mut());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The part of a URL that identifies a page for the password memory.
+fn page_key(url: &str) -> String {
+    let cut = url.find(['?', '#']).unwrap_or(url.len());
+    url[..cut].to_string()
+}
+
 /// Mask every text-bearing part of node `id` inside one emitted op.
 fn scrub_op(op: &mut Op, id: NodeId) {
     use crate::rules::detect::mask_chars;
@@ -634,6 +789,14 @@ pub struct Rewriter {
     rules: Arc<CompiledRules>,
     limits: Limits,
     doc: Option<Doc>,
+    /// The mirror may not match the customer's document (a batch failed
+    /// half-way, or the session discarded it): nothing is rendered from it
+    /// until the next snapshot.
+    poisoned: bool,
+    /// Ids that were ever password fields, remembered across re-snapshots
+    /// of the same page (URL without query), e.g. after a show-password
+    /// toggle and a reconnect.
+    sticky_memory: (String, FxHashSet<NodeId>),
 }
 
 impl Rewriter {
@@ -643,6 +806,24 @@ impl Rewriter {
             rules,
             limits,
             doc: None,
+            poisoned: false,
+            sticky_memory: (String::new(), FxHashSet::default()),
+        }
+    }
+
+    /// Forget that the mirror matches the customer's page: until the next
+    /// snapshot nothing is applied, rendered or answered from it (the rules'
+    /// cue keeps the last URL).
+    pub fn discard_document(&mut self) {
+        self.poisoned = true;
+    }
+
+    /// The document, unless it is poisoned.
+    fn live_doc(&self) -> Option<&Doc> {
+        if self.poisoned {
+            None
+        } else {
+            self.doc.as_ref()
         }
     }
 
@@ -658,7 +839,17 @@ impl Rewriter {
         let mut dom = Dom::from_node(&snap.root, &self.limits)?;
         let active = self.rules.active(&snap.url);
         let deps = self.rules.deps(&active);
-        let mut sticky = FxHashSet::default();
+        // Ids that were password fields on an earlier snapshot of this page
+        // stay masked (show-password toggle, then reconnect or resync).
+        let page = page_key(&snap.url);
+        let mut sticky = if self.sticky_memory.0 == page {
+            self.sticky_memory.1.clone()
+        } else {
+            FxHashSet::default()
+        };
+        if let Some(old) = self.doc.as_ref().filter(|d| page_key(&d.url) == page) {
+            sticky.extend(old.sticky.iter().copied());
+        }
         full_state(&mut dom, &self.rules, &active, &sticky);
         if let Some(root) = dom.root() {
             for s in dom.subtree(root) {
@@ -668,6 +859,8 @@ impl Rewriter {
                 }
             }
         }
+        self.sticky_memory = (page, sticky.clone());
+        self.poisoned = false;
         self.doc = Some(Doc {
             dom,
             url: snap.url,
@@ -692,6 +885,9 @@ impl Rewriter {
     /// all derived state consistent) and nothing is returned for the batch:
     /// the caller must resend [`Rewriter::agent_snapshot`] to the agent.
     pub fn apply(&mut self, ops: Vec<Op>) -> Result<Vec<Op>, RewriteError> {
+        if self.poisoned {
+            return Err(RewriteError::NoDocument);
+        }
         let rules = Arc::clone(&self.rules);
         let limits = self.limits;
         let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
@@ -704,27 +900,50 @@ impl Rewriter {
         let mut out = Vec::new();
         let mut clear = BatchLog::new();
         for op in ops {
-            doc.apply_op(&rules, &limits, op, &mut out, &mut clear)?;
-        }
-        // A node rendered in clear earlier in this batch and hidden at its
-        // end (masked after capture, moved into a masked subtree): its
-        // later re-send already replaced that content in the agent's copy,
-        // so the earlier clear content is scrubbed from this message.
-        let offending: FxHashSet<NodeId> = clear
-            .iter()
-            .map(|&(id, _)| id)
-            .filter(|&id| doc.hidden(id))
-            .collect();
-        if !offending.is_empty() {
-            for &(id, idx) in &clear {
-                if offending.contains(&id) {
-                    if let Some(op) = out.get_mut(idx) {
-                        scrub_op(op, id);
-                    }
-                }
+            if let Err(e) = doc.apply_op(&rules, &limits, op, &mut out, &mut clear) {
+                // Atomic: nothing of a failed batch is returned, and the
+                // half-applied mirror is not used again.
+                self.poisoned = true;
+                return Err(e);
             }
         }
+        doc.settle_to_end_state(&mut out, &clear, &rules.settings);
         Ok(out)
+    }
+
+    /// A same-document navigation (SPA: pushState, popstate, hashchange) or
+    /// a title change: switch the URL-scoped rules at once. Returns the
+    /// agent's `page` frame and the ops that re-mask its copy.
+    pub fn navigate(
+        &mut self,
+        url: String,
+        title: String,
+    ) -> Result<(crate::protocol::ToAgent, Vec<Op>), RewriteError> {
+        if self.poisoned {
+            return Err(RewriteError::NoDocument);
+        }
+        let rules = Arc::clone(&self.rules);
+        let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
+        let active = rules.active(&url);
+        doc.url = url;
+        doc.title = title;
+        let mut out = Vec::new();
+        if active != doc.active {
+            doc.active_mask = rules.active_mask(&active);
+            doc.deps = rules.deps(&active);
+            doc.active = active;
+            doc.begin();
+            let top = doc.update(
+                &rules,
+                Dirty {
+                    full: true,
+                    ..Dirty::default()
+                },
+            );
+            doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
+        }
+        let (url, title) = agent_page(&doc.url, &doc.title, &rules.settings);
+        Ok((crate::protocol::ToAgent::Page { url, title }, out))
     }
 
     /// Switch to a new rule set (publish mid-session); returns the ops that
@@ -757,17 +976,33 @@ impl Rewriter {
 
     /// The whole document as the agent may see it (agent join, resync).
     pub fn agent_snapshot(&self) -> Option<Snapshot> {
-        let doc = self.doc.as_ref()?;
+        let doc = self.live_doc()?;
         let root = doc.dom.root()?;
         let settings = &self.rules.settings;
         let node = render(&doc.dom, root, settings, &mut Vec::new())?;
         let (url, title) = agent_page(&doc.url, &doc.title, settings);
         Some(Snapshot {
+            epoch: 0,
             url,
             title,
             viewport: doc.viewport,
             root: node,
         })
+    }
+
+    /// Whether rewriting a frame of `frame_nodes` nodes (a snapshot's tree,
+    /// or a batch's ops and inserted nodes) may take long enough that it
+    /// should not run on an async I/O worker: the nodes times the rules
+    /// that may be matched against them, and the whole document when the
+    /// rules force full re-matching (`:has` in a non-subject position).
+    pub fn is_heavy(&self, frame_nodes: usize) -> bool {
+        const CHEAP: usize = 20_000;
+        let rules = self.rules.compiled().len() + 1;
+        let doc_nodes = match &self.doc {
+            Some(d) if d.deps.has_nonsubject => d.dom.len(),
+            _ => 0,
+        };
+        frame_nodes.saturating_add(doc_nodes).saturating_mul(rules) > CHEAP
     }
 
     /// The current page URL, if a snapshot was received.
@@ -808,7 +1043,7 @@ impl Rewriter {
     /// agent may act on it. Blocked wins (the agent cannot know the node),
     /// then disabled, then masked. Unknown ids are reported as `Err`.
     pub fn restriction(&self, id: NodeId) -> Result<Option<Restriction>, RewriteError> {
-        let doc = self.doc.as_ref().ok_or(RewriteError::NoDocument)?;
+        let doc = self.live_doc().ok_or(RewriteError::NoDocument)?;
         let s = doc.dom.slot(id).ok_or(RewriteError::UnknownNode(id))?;
         if !visible(&doc.dom, s) {
             return Ok(Some(Restriction::Blocked));
@@ -828,7 +1063,7 @@ impl Rewriter {
     /// Each restriction flag of a node under the rules in force; `None` for
     /// unknown ids or before any snapshot.
     pub fn node_state(&self, id: NodeId) -> Option<NodeState> {
-        let doc = self.doc.as_ref()?;
+        let doc = self.live_doc()?;
         let s = doc.dom.slot(id)?;
         let eff = render::holder_eff(&doc.dom, s);
         Some(NodeState {
@@ -884,6 +1119,7 @@ mod tests {
         assert_eq!(rw.restriction(1), Err(RewriteError::NoDocument));
         assert!(rw.agent_snapshot().is_none());
         let snap = Snapshot {
+            epoch: 0,
             url: "/".into(),
             title: String::new(),
             viewport: Viewport { w: 1.0, h: 1.0 },
@@ -911,12 +1147,13 @@ mod tests {
             }],
         };
         let snap = Snapshot {
+            epoch: 0,
             url: "/".into(),
             title: String::new(),
             viewport: Viewport { w: 1.0, h: 1.0 },
             root: doc,
         };
-        rw.snapshot(snap).unwrap();
+        rw.snapshot(snap.clone()).unwrap();
         let op = || Op::Text {
             id: 2,
             text: "b".into(),
@@ -942,6 +1179,9 @@ mod tests {
             },
         };
         assert!(matches!(rw.apply(vec![big]), Err(RewriteError::Limit(_))));
+        // A refused batch poisons the mirror until the next snapshot.
+        assert_eq!(rw.apply(vec![op()]), Err(RewriteError::NoDocument));
+        rw.snapshot(snap.clone()).unwrap();
         assert_eq!(rw.apply(vec![op()]), Ok(vec![op()]));
     }
 }

@@ -35,6 +35,7 @@ pub fn oracle(rules: &CompiledRules, snap: &Snapshot) -> Snapshot {
         Err(_) => empty(),
     };
     Snapshot {
+        epoch: 0,
         url,
         title,
         viewport: snap.viewport,

@@ -30,6 +30,7 @@
 //! Anything else (e.g. `:hover`, pseudo-elements) is refused with its
 //! position.
 
+pub mod budget;
 pub mod detect;
 pub mod tooling;
 mod url;
@@ -453,9 +454,35 @@ pub struct CompiledRules {
 
 fn compile_rule(index: usize, rule: &Rule) -> Result<CompiledRule, Vec<RuleError>> {
     let mut errors = Vec::new();
-    let selectors = match select::parse(&rule.selector) {
-        Ok(s) => Some(s),
-        Err(e) => {
+    let too_complex = |message: String| RuleError::Selector {
+        index,
+        selector: rule.selector.clone(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    let parsed = if budget::too_long(&rule.selector) {
+        Err(None)
+    } else {
+        select::parse(&rule.selector).map_err(Some)
+    };
+    let selectors = match parsed {
+        Ok(s) => match budget::over_budget(&rule.selector, &s) {
+            None => Some(s),
+            Some(message) => {
+                errors.push(too_complex(message));
+                None
+            }
+        },
+        Err(None) => {
+            errors.push(too_complex(format!(
+                "selector too long ({} bytes; at most {})",
+                rule.selector.len(),
+                budget::MAX_SELECTOR_BYTES
+            )));
+            None
+        }
+        Err(Some(e)) => {
             errors.push(RuleError::Selector {
                 index,
                 selector: rule.selector.clone(),

@@ -55,6 +55,7 @@ fn load_page(rules: CompiledRules, html: &str, url: &str) -> Result<Page, Vec<Ru
     let mut rewriter = Rewriter::new(Arc::new(rules), page_limits());
     let agent = rewriter
         .snapshot(Snapshot {
+            epoch: 0,
             url: url.to_string(),
             title: String::new(),
             viewport: Viewport {

@@ -9,19 +9,56 @@ use super::{AgentIdentity, EndReason, Event, Inner, SessionError, Status};
 use crate::config::Timeouts;
 use crate::policy::{self, Verdict};
 use crate::protocol::{
-    AgentMsg, CustomerMsg, Limits, Mode, NodeId, Presence, SessionState, ToAgent, ToCustomer,
+    self, AgentMsg, CustomerMsg, Epoch, Limits, Mode, NodeId, Presence, SessionState, ToAgent,
+    ToCustomer,
 };
 use crate::rewrite::Rewriter;
 use crate::rules::CompiledRules;
 use crate::store::history::EndCounts;
 use serde::Serialize;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 struct Peer {
     conn: u64,
     outbox: Arc<Outbox>,
+}
+
+/// Whether the mirror is known to match the customer's document (fail
+/// closed: only in [`DocSync::Live`] is anything of the document applied
+/// or relayed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocSync {
+    /// No snapshot on the current customer connection yet (first connect,
+    /// reconnect, navigation): the snippet sends one unasked.
+    Awaiting,
+    /// In step: `mutations`/`navigate` frames of this epoch are applied.
+    Live(Epoch),
+    /// A frame was refused or could not be applied: the snippet was asked
+    /// for a fresh snapshot; nothing else from the document is used.
+    Resyncing {
+        /// Refused snapshots since the request (for the retry back-off).
+        attempts: u32,
+        /// When to ask again (after a refused snapshot), if at all.
+        retry_at: Option<Instant>,
+    },
+}
+
+/// Back-off before asking again after the `attempts`-th refused resync
+/// snapshot: 1 s, 2 s, 4 s … capped at 30 s.
+fn resync_backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(5)).min(Duration::from_secs(30))
+}
+
+/// What became of rewrite work run off the async workers.
+enum Offloaded<R> {
+    /// Done within the time budget.
+    Done(R),
+    /// Done, but over the budget: the result is not used (fail closed).
+    OverBudget,
+    /// The work panicked: the mirror is not trusted any more.
+    Failed,
 }
 
 /// Serialise a frame; our own types always serialise.
@@ -45,7 +82,12 @@ pub(super) struct Actor {
     state: SessionState,
     mode: Mode,
     control_pending: bool,
-    rewriter: Rewriter,
+    /// The session's rewriter. Heavy work on it runs on the blocking pool
+    /// ([`Actor::offload`]) so a hostile page cannot stall the async workers;
+    /// the actor waits for it, so the lock is never contended.
+    rewriter: Arc<Mutex<Rewriter>>,
+    rewrite_budget: Duration,
+    sync: DocSync,
     customer: Option<Peer>,
     agent: Option<Peer>,
     agent_id: Option<AgentIdentity>,
@@ -83,7 +125,9 @@ impl Actor {
             state: SessionState::Waiting,
             mode: Mode::Pointer,
             control_pending: false,
-            rewriter: Rewriter::new(rules, limits),
+            rewriter: Arc::new(Mutex::new(Rewriter::new(rules, limits))),
+            rewrite_budget: Duration::from_millis(limits.rewrite_budget_ms),
+            sync: DocSync::Awaiting,
             customer: None,
             agent: None,
             agent_id: None,
@@ -110,12 +154,28 @@ impl Actor {
                     None => std::future::pending::<()>().await,
                 }
             };
+            let retry_at = match self.sync {
+                DocSync::Resyncing {
+                    retry_at: Some(at), ..
+                } => Some(at),
+                _ => None,
+            };
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let outcome = tokio::select! {
                 ev = self.rx.recv() => match ev {
                     Some(ev) => self.handle(ev).await,
                     None => Some(EndReason::ServerShutdown),
                 },
                 () = timer => deadline.map(|(_, reason)| reason),
+                () = retry => {
+                    self.ask_for_snapshot("retry");
+                    None
+                }
             };
             if let Some(reason) = outcome {
                 self.end(reason).await;
@@ -146,6 +206,57 @@ impl Actor {
             candidates.push((gone + t.customer_away, EndReason::CustomerAwayTimeout));
         }
         candidates.into_iter().min_by_key(|(at, _)| *at)
+    }
+
+    /// The rewriter, for quick reads (cue, restriction lookups).
+    fn rw(&self) -> MutexGuard<'_, Rewriter> {
+        // A panic in earlier work is handled where it happened (resync);
+        // the data stays usable.
+        self.rewriter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run rewrite work under the frame time budget: on the blocking pool
+    /// when it may be heavy (see [`Rewriter::is_heavy`] for `frame_nodes`;
+    /// `None` = the whole document), else right here.
+    async fn offload<R, F>(&self, frame_nodes: Option<usize>, work: F) -> Offloaded<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Rewriter) -> R + Send + 'static,
+    {
+        let heavy = match frame_nodes {
+            Some(n) => self.rw().is_heavy(n),
+            None => true,
+        };
+        if !heavy {
+            let started = Instant::now();
+            let r = work(&mut self.rw());
+            return if started.elapsed() > self.rewrite_budget {
+                Offloaded::OverBudget
+            } else {
+                Offloaded::Done(r)
+            };
+        }
+        let rw = Arc::clone(&self.rewriter);
+        // The budget is for the rewrite itself, timed where it runs (not the
+        // wait for a blocking thread or for this task to be polled again).
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut guard = rw.lock().unwrap_or_else(|e| e.into_inner());
+            let started = Instant::now();
+            let r = work(&mut guard);
+            (r, started.elapsed())
+        })
+        .await;
+        match joined {
+            Ok((_, took)) if took > self.rewrite_budget => {
+                tracing::warn!(session = %self.id, ms = took.as_millis() as u64, "rewrite over its time budget");
+                Offloaded::OverBudget
+            }
+            Ok((r, _)) => Offloaded::Done(r),
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "rewrite task failed");
+                Offloaded::Failed
+            }
+        }
     }
 
     fn to_agent(&self, msg: &ToAgent) {
@@ -199,10 +310,21 @@ impl Actor {
     }
 
     /// The full state for the agent: session, rewritten snapshot, viewport, scroll.
-    fn send_agent_state(&self) {
+    async fn send_agent_state(&self) {
         self.to_agent(&self.session_for_agent());
-        if let Some(snap) = self.rewriter.agent_snapshot() {
-            self.to_agent(&ToAgent::Snapshot(snap));
+        match self.sync {
+            DocSync::Live(_) => {
+                if let Offloaded::Done(Some(snap)) =
+                    self.offload(None, |rw| rw.agent_snapshot()).await
+                {
+                    self.to_agent(&ToAgent::Snapshot(snap));
+                }
+            }
+            DocSync::Resyncing { .. } => self.to_agent(&ToAgent::Resync {
+                reason: "resynchronising with the customer's page".into(),
+            }),
+            // A page is loading: its snapshot follows.
+            DocSync::Awaiting => {}
         }
         if let Some((w, h)) = self.viewport {
             self.to_agent(&ToAgent::Viewport { w, h });
@@ -217,15 +339,46 @@ impl Actor {
         }
     }
 
-    /// The agent's copy may be out of step (rewrite error): resend the snapshot.
-    fn resync_agent_document(&self) {
-        if let Some(snap) = self.rewriter.agent_snapshot() {
-            self.to_agent(&ToAgent::Snapshot(snap));
+    /// Fail closed: the mirror may no longer match the customer's page.
+    /// Freeze the agent's view, drop the document's frames until a fresh
+    /// snapshot arrives, and ask the snippet for one.
+    async fn enter_resync(&mut self, reason: &str) {
+        if let DocSync::Resyncing { attempts, retry_at } = &mut self.sync {
+            // Refused again while waiting (perhaps the fresh snapshot
+            // itself): ask again after a back-off, not in a tight loop.
+            if retry_at.is_none() {
+                *attempts = attempts.saturating_add(1);
+                *retry_at = Some(Instant::now() + resync_backoff(*attempts));
+            }
+            return;
+        }
+        self.sync = DocSync::Resyncing {
+            attempts: 0,
+            retry_at: None,
+        };
+        self.rw().discard_document();
+        tracing::info!(session = %self.id, reason, "resynchronising");
+        if self.state == SessionState::Active {
+            self.to_agent(&ToAgent::Resync {
+                reason: reason.to_owned(),
+            });
+        }
+        self.ask_for_snapshot(reason);
+        self.history("resync", reason).await;
+    }
+
+    /// Ask the snippet for a fresh snapshot (while resynchronising).
+    fn ask_for_snapshot(&mut self, reason: &str) {
+        if let DocSync::Resyncing { retry_at, .. } = &mut self.sync {
+            *retry_at = None;
+            self.to_customer(&ToCustomer::Resync {
+                reason: reason.to_owned(),
+            });
         }
     }
 
     fn update_stats(&mut self) {
-        let s = self.rewriter.stats();
+        let s = self.rw().stats();
         self.masked_max = self.masked_max.max(s.masked as i64);
         self.blocked_max = self.blocked_max.max(s.blocked as i64);
     }
@@ -264,6 +417,12 @@ impl Actor {
                     })));
                 }
                 self.customer = Some(Peer { conn, outbox });
+                // Frames of the old connection may be lost: nothing more is
+                // applied until this connection's snapshot (the snippet sends
+                // one on connect; a pending resync asks again below).
+                if let DocSync::Live(_) = self.sync {
+                    self.sync = DocSync::Awaiting;
+                }
                 let was_away = self.customer_gone_at.take().is_some();
                 self.last_activity = Instant::now();
                 self.to_customer(&self.session_for_customer());
@@ -277,7 +436,8 @@ impl Actor {
                         });
                     }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+                self.ask_for_snapshot("reconnected");
                 if was_away {
                     self.to_agent(&ToAgent::Presence {
                         customer: Presence::Present,
@@ -302,6 +462,12 @@ impl Actor {
                 }
                 self.last_activity = Instant::now();
                 self.on_customer(msg).await
+            }
+            Event::CustomerRefused { conn, reason } => {
+                if self.customer.as_ref().is_some_and(|p| p.conn == conn) {
+                    self.enter_resync(&reason).await;
+                }
+                None
             }
             Event::AgentConnect {
                 conn,
@@ -346,7 +512,7 @@ impl Actor {
                     });
                     self.history("agent_back", "").await;
                 }
-                self.send_agent_state();
+                self.send_agent_state().await;
                 let _ = reply.send(Ok(()));
                 None
             }
@@ -377,20 +543,29 @@ impl Actor {
             Event::Drained { conn } => {
                 if let Some(peer) = self.agent.as_ref().filter(|p| p.conn == conn) {
                     peer.outbox.resynced();
-                    self.send_agent_state();
+                    self.send_agent_state().await;
                 } else if let Some(peer) = self.customer.as_ref().filter(|p| p.conn == conn) {
                     peer.outbox.resynced();
                     self.to_customer(&self.session_for_customer());
-                    self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                    self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+                    // a resync request may have been among the dropped frames
+                    self.ask_for_snapshot("resync");
                 }
                 None
             }
             Event::Rules(rules) => {
-                let ops = self.rewriter.set_rules(rules);
-                if !ops.is_empty() && self.state == SessionState::Active {
-                    self.to_agent(&ToAgent::Mutations { ops });
+                match self.offload(None, move |rw| rw.set_rules(rules)).await {
+                    Offloaded::Done(ops) => {
+                        let live = matches!(self.sync, DocSync::Live(_));
+                        if live && !ops.is_empty() && self.state == SessionState::Active {
+                            self.to_agent(&ToAgent::Mutations { ops });
+                        }
+                    }
+                    Offloaded::OverBudget | Offloaded::Failed => {
+                        self.enter_resync("over_budget").await;
+                    }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
                 self.update_stats();
                 self.history("rules", "published rules applied").await;
                 None
@@ -404,8 +579,11 @@ impl Actor {
         match msg {
             CustomerMsg::Snapshot(snap) => {
                 let vp = snap.viewport;
-                match self.rewriter.snapshot(snap) {
-                    Ok(out) => {
+                let epoch = snap.epoch;
+                let nodes = protocol::count_nodes(&snap.root);
+                match self.offload(Some(nodes), move |rw| rw.snapshot(snap)).await {
+                    Offloaded::Done(Ok(out)) => {
+                        self.sync = DocSync::Live(epoch);
                         self.viewport = Some((vp.w, vp.h));
                         self.scroll = None;
                         if active {
@@ -413,19 +591,71 @@ impl Actor {
                         }
                         self.update_stats();
                     }
-                    Err(e) => self.rewrite_failed(&e.to_string()),
-                }
-                // The URL may have changed: tell the customer which rules apply now.
-                self.to_customer(&ToCustomer::Rules(self.rewriter.cue()));
-            }
-            CustomerMsg::Mutations { ops } => match self.rewriter.apply(ops) {
-                Ok(out) => {
-                    if active && !out.is_empty() {
-                        self.to_agent(&ToAgent::Mutations { ops: out });
+                    Offloaded::Done(Err(e)) => {
+                        self.report_rewrite_error(&e.to_string());
+                        self.enter_resync("snapshot_refused").await;
+                    }
+                    Offloaded::Failed => {
+                        self.rw().discard_document();
+                        self.enter_resync("internal").await;
+                    }
+                    Offloaded::OverBudget => {
+                        // Even a fresh snapshot cannot be rewritten in time:
+                        // the page is too heavy for the rules in force.
+                        self.rw().discard_document();
+                        return Some(EndReason::Overloaded);
                     }
                 }
-                Err(e) => self.rewrite_failed(&e.to_string()),
+                // The URL may have changed: tell the customer which rules apply now.
+                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+            }
+            CustomerMsg::Mutations { epoch, ops } => match self.sync {
+                DocSync::Live(current) if current == epoch => {
+                    let nodes = ops.len() + ops.iter().map(protocol::op_nodes).sum::<usize>();
+                    match self.offload(Some(nodes), move |rw| rw.apply(ops)).await {
+                        Offloaded::Done(Ok(out)) => {
+                            if active && !out.is_empty() {
+                                self.to_agent(&ToAgent::Mutations { ops: out });
+                            }
+                        }
+                        Offloaded::Done(Err(e)) => {
+                            self.report_rewrite_error(&e.to_string());
+                            self.enter_resync("rewrite").await;
+                        }
+                        Offloaded::OverBudget => self.enter_resync("over_budget").await,
+                        Offloaded::Failed => self.enter_resync("internal").await,
+                    }
+                }
+                // A batch for an older document: the current one replaced it.
+                DocSync::Live(_) => {}
+                // Out of step: mutations with no snapshot on this connection.
+                DocSync::Awaiting => self.enter_resync("no_snapshot").await,
+                DocSync::Resyncing { .. } => {}
             },
+            CustomerMsg::Navigate { epoch, url, title } => {
+                if self.sync == DocSync::Live(epoch) {
+                    match self.offload(None, move |rw| rw.navigate(url, title)).await {
+                        Offloaded::OverBudget => self.enter_resync("over_budget").await,
+                        Offloaded::Failed => self.enter_resync("internal").await,
+                        Offloaded::Done(Ok((page, ops))) => {
+                            if active {
+                                self.to_agent(&page);
+                                if !ops.is_empty() {
+                                    self.to_agent(&ToAgent::Mutations { ops });
+                                }
+                            }
+                            self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+                            self.update_stats();
+                        }
+                        Offloaded::Done(Err(e)) => {
+                            self.report_rewrite_error(&e.to_string());
+                            self.enter_resync("rewrite").await;
+                        }
+                    }
+                } else if self.sync == DocSync::Awaiting {
+                    self.enter_resync("no_snapshot").await;
+                }
+            }
             CustomerMsg::Pointer { x, y } => {
                 if active {
                     self.to_agent(&ToAgent::Pointer { x, y });
@@ -469,14 +699,11 @@ impl Actor {
         None
     }
 
-    fn rewrite_failed(&self, message: &str) {
+    fn report_rewrite_error(&self, message: &str) {
         self.to_customer(&ToCustomer::Error {
             code: "rewrite".into(),
             message: message.to_owned(),
         });
-        if self.state == SessionState::Active {
-            self.resync_agent_document();
-        }
     }
 
     async fn on_agent(&mut self, msg: AgentMsg) -> Option<EndReason> {
@@ -500,7 +727,17 @@ impl Actor {
             | AgentMsg::Input { .. }
             | AgentMsg::Key { .. }
             | AgentMsg::Scroll { .. }) => {
-                match policy::check(&action, self.state, self.mode, &self.rewriter) {
+                if !matches!(self.sync, DocSync::Live(_)) {
+                    // When in doubt, deny: the page may not be what the agent sees.
+                    self.denied += 1;
+                    self.to_agent(&ToAgent::Denied {
+                        action: agent_action_name(&action).to_owned(),
+                        reason: "resyncing".into(),
+                    });
+                    return None;
+                }
+                let verdict = policy::check(&action, self.state, self.mode, &self.rw());
+                match verdict {
                     Verdict::Forward(out) => self.to_customer(&out),
                     Verdict::Deny { action, reason } => {
                         self.denied += 1;
@@ -554,5 +791,18 @@ impl Actor {
                 _ => {}
             }
         }
+    }
+}
+
+/// The action name of an agent message, as in `denied` frames.
+fn agent_action_name(msg: &AgentMsg) -> &'static str {
+    match msg {
+        AgentMsg::Click { .. } => "click",
+        AgentMsg::Input { .. } => "input",
+        AgentMsg::Key { .. } => "key",
+        AgentMsg::Scroll { .. } => "scroll",
+        AgentMsg::Pointer { .. } => "pointer",
+        AgentMsg::Control { .. } => "control",
+        AgentMsg::End {} => "end",
     }
 }

@@ -97,6 +97,9 @@ pub enum EndReason {
     /// The agent's credentials were revoked (token revoked, account
     /// disabled or password changed) while the session was live.
     AgentRevoked,
+    /// The customer's page cannot be rewritten within the time budget, even
+    /// from a fresh snapshot.
+    Overloaded,
 }
 
 impl EndReason {
@@ -113,6 +116,7 @@ impl EndReason {
             EndReason::ApiEnded => "api_ended",
             EndReason::ServerShutdown => "server_shutdown",
             EndReason::AgentRevoked => "agent_revoked",
+            EndReason::Overloaded => "overloaded",
         }
     }
 }
@@ -165,6 +169,12 @@ pub(crate) enum Event {
     },
     CustomerGone {
         conn: u64,
+    },
+    /// The relay refused a customer frame that may have carried document
+    /// changes (rate limit, limits, malformed): the mirror may be out of step.
+    CustomerRefused {
+        conn: u64,
+        reason: String,
     },
     AgentConnect {
         conn: u64,
@@ -220,6 +230,18 @@ impl Link {
             .send(Event::Agent {
                 conn: self.conn,
                 msg,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Report a refused customer frame that may have changed the document;
+    /// `false` once the session is gone.
+    pub async fn customer_refused(&self, reason: &str) -> bool {
+        self.tx
+            .send(Event::CustomerRefused {
+                conn: self.conn,
+                reason: reason.to_owned(),
             })
             .await
             .is_ok()

@@ -555,7 +555,7 @@ fn mask_inputs_level_masks_hidden_inputs_unless_unmasked() {
 }
 
 #[test]
-fn failed_batch_leaves_a_consistent_mirror() {
+fn failed_batch_poisons_the_mirror_until_the_next_snapshot() {
     let mut s = Session::new(mask(".m"), "<div id=a></div><div class=m></div>", URL);
     let a = s.id("#a");
     let err =
@@ -573,32 +573,17 @@ fn failed_batch_leaves_a_consistent_mirror() {
         ])
         .unwrap_err();
     assert_eq!(err, cobrowse::rewrite::RewriteError::UnknownNode(424_242));
-    // the mirror holds the prefix; the agent resync equals the oracle of it
-    apply_op(
-        &mut s.customer,
-        &Op::Insert {
-            parent: a,
-            before: None,
-            node: text(1000, "FIRST"),
-        },
-    )
-    .unwrap();
-    assert_eq!(s.rw.agent_snapshot().unwrap().root, s.expected().root);
-    assert!(matches!(
-        s.rw.apply(vec![Op::Insert {
-            parent: a,
-            before: None,
-            node: text(1000, "dup")
-        }]),
-        Err(cobrowse::rewrite::RewriteError::DuplicateNode(1000))
-    ));
-    assert!(matches!(
+    // Fail closed: the half-applied mirror is never rendered or used again
+    // until the next snapshot, so nothing of the batch can go out.
+    assert!(s.rw.agent_snapshot().is_none());
+    assert!(s.rw.restriction(a).is_err());
+    assert_eq!(
         s.rw.apply(vec![Op::Text {
             id: a,
             text: "x".into()
         }]),
-        Err(cobrowse::rewrite::RewriteError::InvalidOp(_))
-    ));
+        Err(cobrowse::rewrite::RewriteError::NoDocument)
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! vectors as named unit tests, a property test against the oracle,
 //! file-driven fixtures and the rules tooling.
 
+mod end_state;
 mod fixtures;
 mod leaks;
 mod prop;

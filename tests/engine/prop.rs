@@ -3,10 +3,15 @@
 //! removes, moves, text and value ops, rule publishes, navigations). After
 //! every message the agent's copy (a real mirror applying exactly the ops it
 //! received) must equal the oracle's rewrite of the customer's document, and
-//! no message may contain a planted secret that is masked or blocked at that
-//! point.
+//! no message may contain a planted secret that is not visible at the end of
+//! its batch (end-state masking: in-between values of a batch never go out).
 //!
-//! Cases: `PROPTEST_CASES` (default 1000; 5000 take about 40 s in a debug build on an idle 2-core machine).
+//! Faults (fail closed): batches lost or refused on the way (the mirror falls
+//! behind the page), batches with a bad op half-way (refused whole), and
+//! reconnects; each is followed by a resync snapshot, after which the agent's
+//! copy must equal the oracle again.
+//!
+//! Cases: `PROPTEST_CASES` (default 2000; 5000 take about 40 s in a debug build on an idle 2-core machine).
 
 use super::support::*;
 use cobrowse::dom::{Dom, Kind, Slot};
@@ -126,18 +131,35 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         })
 }
 
+type AbstractOp = (u8, usize, usize, u8);
+
 #[derive(Debug, Clone)]
 enum Step {
-    Batch(Vec<(u8, usize, usize, u8)>),
+    Batch(Vec<AbstractOp>),
     Publish(RuleSpec),
     Navigate(bool),
+    /// The batch changes the page but never reaches the mirror (refused by a
+    /// limit, lost with a connection); the session resyncs.
+    LostBatch(Vec<AbstractOp>),
+    /// The batch carries a bad op after its valid ones; it is refused whole
+    /// and the session resyncs.
+    BrokenBatch(Vec<AbstractOp>),
+    /// The customer reconnects: a fresh snapshot of the same page.
+    Reconnect,
+}
+
+fn ops_strategy() -> impl Strategy<Value = Vec<AbstractOp>> {
+    prop::collection::vec((0u8..8, any::<usize>(), any::<usize>(), 0u8..6), 1..5)
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        8 => prop::collection::vec((0u8..8, any::<usize>(), any::<usize>(), 0u8..6), 1..5).prop_map(Step::Batch),
+        8 => ops_strategy().prop_map(Step::Batch),
         1 => rule_spec().prop_map(Step::Publish),
         1 => any::<bool>().prop_map(Step::Navigate),
+        1 => ops_strategy().prop_map(Step::LostBatch),
+        1 => ops_strategy().prop_map(Step::BrokenBatch),
+        1 => Just(Step::Reconnect),
     ]
 }
 
@@ -408,6 +430,45 @@ fn assert_no_hidden_secret(s: &Session, message: &str) {
     }
 }
 
+/// End-state masking: every planted secret a message carries must be
+/// visible in the oracle's rewrite at the end of its batch.
+fn assert_only_visible_secrets(s: &Session, message: &str) {
+    let expected = serde_json::to_string(&s.expected()).unwrap();
+    let mut rest = message;
+    while let Some(i) = rest.find("Zq") {
+        let tail = &rest[i..];
+        let end = tail.find('x').map(|e| e + 1).unwrap_or(tail.len());
+        let secret = &tail[..end];
+        assert!(
+            expected.contains(secret),
+            "{secret} is not visible at the end of the batch but was sent in {message}"
+        );
+        rest = &tail[end.min(tail.len())..];
+    }
+}
+
+/// Concrete ops for abstract ones, applied to the customer's page as they
+/// are resolved.
+fn concrete_ops(s: &mut Session, g: &mut Gen, abstract_ops: Vec<AbstractOp>) -> Vec<Op> {
+    let mut scratch = s.customer.clone();
+    let mut ops = Vec::new();
+    for aop in abstract_ops {
+        for op in resolve(&scratch, g, aop) {
+            apply_op(&mut scratch, &op).unwrap();
+            ops.push(op);
+        }
+    }
+    ops
+}
+
+/// The session's answer to a fault: a fresh snapshot of the page as it is.
+fn resync(s: &mut Session) {
+    let root = root_node(&s.customer);
+    let url = s.url.clone();
+    let snap = s.navigate(root, &url);
+    assert_no_hidden_secret(s, &serde_json::to_string(&snap).unwrap());
+}
+
 fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
     let mut g = Gen { id: 100, secret: 0 };
     let root = initial_doc(&mut g, &nodes);
@@ -417,17 +478,35 @@ fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
     for step in steps {
         match step {
             Step::Batch(abstract_ops) => {
-                let mut scratch = s.customer.clone();
-                let mut ops = Vec::new();
-                for aop in abstract_ops {
-                    for op in resolve(&scratch, &mut g, aop) {
-                        apply_op(&mut scratch, &op).unwrap();
-                        ops.push(op);
-                    }
-                }
+                let ops = concrete_ops(&mut s, &mut g, abstract_ops);
                 let out = s.batch(ops);
-                assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
+                let json = serde_json::to_string(&out).unwrap();
+                assert_no_hidden_secret(&s, &json);
+                assert_only_visible_secrets(&s, &json);
             }
+            Step::LostBatch(abstract_ops) => {
+                for op in concrete_ops(&mut s, &mut g, abstract_ops) {
+                    apply_op(&mut s.customer, &op).unwrap();
+                }
+                resync(&mut s);
+            }
+            Step::BrokenBatch(abstract_ops) => {
+                let mut ops = concrete_ops(&mut s, &mut g, abstract_ops);
+                for op in &ops {
+                    apply_op(&mut s.customer, op).unwrap();
+                }
+                ops.push(Op::Remove { id: 9_999_999 });
+                assert!(
+                    s.rw.apply(ops).is_err(),
+                    "a batch with a bad op must be refused"
+                );
+                assert!(
+                    s.rw.agent_snapshot().is_none(),
+                    "a half-applied mirror must not be rendered"
+                );
+                resync(&mut s);
+            }
+            Step::Reconnect => resync(&mut s),
             Step::Publish(spec) => {
                 let out = s.publish(build_rules(&spec));
                 assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
@@ -450,7 +529,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(2000)
 }
 
 proptest! {

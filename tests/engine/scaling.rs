@@ -122,6 +122,7 @@ fn batch_cost_does_not_grow_with_the_document() {
         let root = page(sections);
         let mut rw = Rewriter::new(rules.clone(), unlimited());
         rw.snapshot(Snapshot {
+            epoch: 0,
             url: "/".into(),
             title: String::new(),
             viewport: Viewport { w: 1.0, h: 1.0 },

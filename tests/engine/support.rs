@@ -42,6 +42,7 @@ pub fn unlimited() -> Limits {
 
 pub fn snap(url: &str, root: Node) -> Snapshot {
     Snapshot {
+        epoch: 0,
         url: url.into(),
         title: String::new(),
         viewport: Viewport { w: 800.0, h: 600.0 },

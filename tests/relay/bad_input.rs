@@ -37,8 +37,8 @@ async fn mutation_before_snapshot_and_unknown_node_get_errors() {
     c.recv_type("rules").await;
     c.send(json!({"t": "mutations", "ops": [{"op": "remove", "id": 3}]}))
         .await;
-    let e = c.recv_type("error").await;
-    assert_eq!(e["code"], "rewrite");
+    // Out of step: the server asks for a snapshot instead of guessing.
+    c.recv_type("resync").await;
     c.send(sample_snapshot("x")).await;
     c.recv_type("rules").await;
     c.send(json!({"t": "pointer", "x": 1.0, "y": 1.0})).await;
@@ -61,14 +61,23 @@ async fn too_deep_tree_and_too_many_ops_are_refused() {
     c.send(json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null, "node": node}]}))
         .await;
     assert_eq!(c.recv_type("error").await["code"], "too_deep");
+    assert_eq!(c.recv_type("resync").await["reason"], "too_deep");
+    c.send(sample_snapshot("again")).await;
     let op = json!({"op": "text", "id": 6, "text": "x"});
     c.send(json!({"t": "mutations", "ops": [op, op, op, op]}))
         .await;
     assert_eq!(c.recv_type("error").await["code"], "too_many_ops");
-    // Nothing of it reached the agent; the session goes on.
+    // Nothing of either batch reached the agent; the session goes on.
     c.send(json!({"t": "pointer", "x": 9.0, "y": 9.0})).await;
-    let p = a.recv_until(|m| m["t"] != "viewport", SOON).await;
+    let p = a.recv_type("pointer").await;
     assert_eq!(p, json!({"t": "pointer", "x": 9.0, "y": 9.0}));
+    assert!(a.seen.iter().all(|m| m["t"] != "mutations"), "{:?}", a.seen);
+    assert_eq!(
+        a.seen.iter().filter(|m| m["t"] == "resync").count(),
+        2,
+        "{:?}",
+        a.seen
+    );
 }
 
 #[tokio::test]

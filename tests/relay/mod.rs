@@ -3,5 +3,7 @@
 mod abuse;
 mod backpressure;
 mod bad_input;
+mod budgets;
+mod fail_closed;
 mod lifecycle;
 mod timeouts;
