@@ -125,6 +125,14 @@ async fn run(sessions: usize, batches: usize, items: u64, rate: u64) {
             ..Limits::default()
         },
         queues: QueueLimits::default(),
+        // A load test is one address starting many sessions.
+        server: cobrowse::config::ServerLimits {
+            sessions_per_minute: u32::MAX,
+            live_sessions: usize::MAX,
+            live_sessions_per_site: usize::MAX,
+            ..Default::default()
+        },
+        ..Config::default()
     };
     let (state, _boot) = web::build_state(config).await.expect("state");
     let mut tokens = Vec::new();

@@ -5,7 +5,7 @@
 
 use crate::protocol::Limits;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,6 +72,94 @@ impl Default for QueueLimits {
     }
 }
 
+/// Server-wide resource bounds and abuse limits (`[limits]`, next to the
+/// protocol limits), each with a safe default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Sessions one client address may start per minute (`429` beyond).
+    pub sessions_per_minute: u32,
+    /// Live sessions in total (`503` beyond).
+    pub live_sessions: usize,
+    /// Live sessions of one site (`503` beyond).
+    pub live_sessions_per_site: usize,
+    /// Concurrent HTTP/WebSocket connections; more are answered `503` and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Misses (unknown session ids) an agent or address may make before back-off.
+    pub free_id_misses: u32,
+    /// A WebSocket from which nothing (not even a pong) arrives this long is closed.
+    pub ws_idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            sessions_per_minute: 10,
+            live_sessions: 1000,
+            live_sessions_per_site: 200,
+            max_connections: 2048,
+            header_read_timeout: Duration::from_secs(10),
+            free_id_misses: 5,
+            ws_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A trusted reverse proxy: one address or a CIDR block (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parse `ADDR` or `ADDR/PREFIX`.
+    pub fn parse(text: &str) -> Result<IpNet, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|e| format!("`{text}`: {e} (expected an IP address or CIDR block)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}`: prefix must be 0-{max}"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is inside this block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The resolved configuration of `cobrowse serve`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -82,6 +170,13 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub queues: QueueLimits,
+    /// Resource bounds and abuse limits of the server.
+    pub server: ServerLimits,
+    /// Peers whose `X-Forwarded-For` is believed (none by default: the
+    /// client address is the socket's).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Session history older than this is deleted (at start-up and daily).
+    pub history_retention: Duration,
 }
 
 /// Default listen address.
@@ -99,9 +194,15 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             queues: QueueLimits::default(),
+            server: ServerLimits::default(),
+            trusted_proxies: Vec::new(),
+            history_retention: DEFAULT_RETENTION,
         }
     }
 }
+
+/// Default history retention: 90 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Values given on the command line or in the environment (highest precedence).
 #[derive(Debug, Clone, Default)]
@@ -128,6 +229,18 @@ pub struct FileConfig {
     pub limits: FileLimits,
     #[serde(default)]
     pub queues: FileQueues,
+    /// Addresses or CIDR blocks of reverse proxies whose `X-Forwarded-For` is used.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub history: FileHistory,
+}
+
+/// `[history]`: how long session history is kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHistory {
+    pub retention: Option<String>,
 }
 
 /// `[timeouts]`: durations as `30s`, `10m`, `1h`.
@@ -149,6 +262,13 @@ pub struct FileLimits {
     pub max_depth: Option<usize>,
     pub max_ops: Option<usize>,
     pub max_messages_per_sec: Option<u32>,
+    pub sessions_per_minute: Option<u32>,
+    pub live_sessions: Option<usize>,
+    pub live_sessions_per_site: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub header_read_timeout: Option<String>,
+    pub free_id_misses: Option<u32>,
+    pub ws_idle_timeout: Option<String>,
     pub rewrite_budget_ms: Option<u64>,
 }
 
@@ -307,6 +427,51 @@ impl Config {
             frames: positive("queues.frames", file.queues.frames, d.queues.frames)?,
             bytes: positive("queues.bytes", file.queues.bytes, d.queues.bytes)?,
         };
+        let ds = d.server;
+        let server = ServerLimits {
+            sessions_per_minute: positive(
+                "limits.sessions_per_minute",
+                fl.sessions_per_minute,
+                ds.sessions_per_minute,
+            )?,
+            live_sessions: positive("limits.live_sessions", fl.live_sessions, ds.live_sessions)?,
+            live_sessions_per_site: positive(
+                "limits.live_sessions_per_site",
+                fl.live_sessions_per_site,
+                ds.live_sessions_per_site,
+            )?,
+            max_connections: positive(
+                "limits.max_connections",
+                fl.max_connections,
+                ds.max_connections,
+            )?,
+            header_read_timeout: match &fl.header_read_timeout {
+                Some(t) => parse_duration("limits.header_read_timeout", t)?,
+                None => ds.header_read_timeout,
+            },
+            free_id_misses: positive(
+                "limits.free_id_misses",
+                fl.free_id_misses,
+                ds.free_id_misses,
+            )?,
+            ws_idle_timeout: match &fl.ws_idle_timeout {
+                Some(t) => parse_duration("limits.ws_idle_timeout", t)?,
+                None => ds.ws_idle_timeout,
+            },
+        };
+        let trusted_proxies = file
+            .trusted_proxies
+            .iter()
+            .map(|t| IpNet::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError::Invalid {
+                setting: "trusted_proxies",
+                message,
+            })?;
+        let history_retention = match &file.history.retention {
+            Some(t) => parse_duration("history.retention", t)?,
+            None => d.history_retention,
+        };
         Ok(Config {
             listen,
             db,
@@ -314,6 +479,9 @@ impl Config {
             timeouts,
             limits,
             queues,
+            server,
+            trusted_proxies,
+            history_retention,
         })
     }
 
@@ -365,6 +533,40 @@ mod tests {
         assert_eq!(c.timeouts.agent_away, Duration::from_secs(10));
         assert_eq!(c.timeouts.inactivity, Duration::from_secs(1800));
         assert_eq!(c.limits.max_depth, 64);
+    }
+
+    #[test]
+    fn server_limits_proxies_and_retention_come_from_the_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            trusted_proxies = ["10.0.0.0/8", "::1"]
+            [limits]
+            sessions_per_minute = 3
+            live_sessions = 7
+            header_read_timeout = "2s"
+            [history]
+            retention = "30days"
+            "#,
+        )
+        .unwrap();
+        let c = Config::resolve(Overrides::default(), file).unwrap();
+        assert_eq!(c.server.sessions_per_minute, 3);
+        assert_eq!(c.server.live_sessions, 7);
+        assert_eq!(c.server.live_sessions_per_site, 200);
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.history_retention, Duration::from_secs(30 * 86400));
+        let net = c.trusted_proxies[0];
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.1.2.3".parse().unwrap()));
+        assert!(c.trusted_proxies[1].contains("::1".parse().unwrap()));
+        let d = Config::resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert!(d.trusted_proxies.is_empty());
+        assert_eq!(d.history_retention, Duration::from_secs(90 * 86400));
+        let bad: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/40\"]").unwrap();
+        let err = Config::resolve(Overrides::default(), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusted_proxies"), "{err}");
     }
 
     #[test]

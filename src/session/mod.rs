@@ -14,7 +14,7 @@ pub mod outbox;
 use crate::config::{Config, Timeouts};
 use crate::protocol::{AgentMsg, CustomerMsg, Limits, Mode, SessionState};
 use crate::rules::{CompiledRules, RuleError};
-use crate::store::{Site, Store, StoreError};
+use crate::store::{Credential, Site, Store, StoreError};
 use outbox::Outbox;
 use rand::Rng;
 use std::collections::HashMap;
@@ -53,6 +53,9 @@ pub enum SessionError {
     /// The server is shutting down; no new sessions or connections.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A live-session limit is reached (the message says which).
+    #[error("{0}")]
+    Capacity(String),
     /// The site's published rules do not compile (fail closed).
     #[error("the site's published rules are invalid: {0}")]
     Rules(#[from] RuleError),
@@ -72,6 +75,7 @@ impl SessionError {
             SessionError::SessionTaken => "session_taken",
             SessionError::AgentBusy(_) => "agent_busy",
             SessionError::ShuttingDown => "shutting_down",
+            SessionError::Capacity(_) => "capacity",
             SessionError::Rules(_) => "rules_invalid",
             SessionError::Store(_) => "internal",
         }
@@ -90,6 +94,9 @@ pub enum EndReason {
     InteractionEnded,
     ApiEnded,
     ServerShutdown,
+    /// The agent's credentials were revoked (token revoked, account
+    /// disabled or password changed) while the session was live.
+    AgentRevoked,
     /// The customer's page cannot be rewritten within the time budget, even
     /// from a fresh snapshot.
     Overloaded,
@@ -108,6 +115,7 @@ impl EndReason {
             EndReason::InteractionEnded => "interaction_ended",
             EndReason::ApiEnded => "api_ended",
             EndReason::ServerShutdown => "server_shutdown",
+            EndReason::AgentRevoked => "agent_revoked",
             EndReason::Overloaded => "overloaded",
         }
     }
@@ -117,7 +125,11 @@ impl EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentIdentity {
     pub user_id: i64,
+    /// The account name: what the customer is shown in the `agent` message.
     pub name: String,
+    /// What the socket was authenticated with, re-checked while the session
+    /// lives (revocation ends the session with `agent_revoked`).
+    pub credential: Credential,
 }
 
 /// The state and mode of a session as published by its actor.
@@ -262,6 +274,8 @@ struct Handle {
     tx: mpsc::Sender<Event>,
     status: watch::Receiver<Status>,
     task: Option<JoinHandle<()>>,
+    /// The joined agent and the credential of their latest socket.
+    agent: Option<(i64, Credential)>,
 }
 
 #[derive(Default)]
@@ -278,6 +292,7 @@ pub(crate) struct Inner {
     store: Store,
     timeouts: Timeouts,
     limits: Limits,
+    server: crate::config::ServerLimits,
     state: Mutex<RegState>,
     next_conn: AtomicU64,
     conns: watch::Sender<usize>,
@@ -347,6 +362,7 @@ impl SessionRegistry {
                 store,
                 timeouts: config.timeouts,
                 limits: config.limits,
+                server: config.server,
                 state: Mutex::new(RegState::default()),
                 next_conn: AtomicU64::new(1),
                 conns,
@@ -414,6 +430,20 @@ impl SessionRegistry {
             if st.shutting_down {
                 return Err(SessionError::ShuttingDown);
             }
+            let limits = &self.inner.server;
+            if st.live.len() >= limits.live_sessions {
+                return Err(SessionError::Capacity(format!(
+                    "the server is at its limit of {} live sessions; try again later",
+                    limits.live_sessions
+                )));
+            }
+            let of_site = st.live.values().filter(|h| h.site_id == site.id).count();
+            if of_site >= limits.live_sessions_per_site {
+                return Err(SessionError::Capacity(format!(
+                    "site `{}` is at its limit of {} live sessions; try again later",
+                    site.key, limits.live_sessions_per_site
+                )));
+            }
             let mut rng = rand::rng();
             let id = loop {
                 let candidate = rng.random_range(100_000_000u32..=999_999_999).to_string();
@@ -432,6 +462,7 @@ impl SessionRegistry {
                     tx,
                     status: status_rx,
                     task: None,
+                    agent: None,
                 },
             );
             id
@@ -560,6 +591,7 @@ impl SessionRegistry {
         };
         let conn = self.next_conn();
         let user_id = agent.user_id;
+        let credential = agent.credential;
         let (reply, rx) = oneshot::channel();
         let result = if tx
             .send(Event::AgentConnect {
@@ -579,11 +611,21 @@ impl SessionRegistry {
             }
         };
         match result {
-            Ok(()) => Ok(Link {
-                conn,
-                side: Side::Agent,
-                tx,
-            }),
+            Ok(()) => {
+                if let Some(h) = self.inner.lock().live.get_mut(id) {
+                    h.agent = Some((user_id, credential));
+                }
+                // A revocation that landed between authentication and now
+                // was not seen by the watcher for this session: check once.
+                if let Ok(false) = self.inner.store.credential_valid(user_id, credential).await {
+                    self.end_session(id, EndReason::AgentRevoked).await;
+                }
+                Ok(Link {
+                    conn,
+                    side: Side::Agent,
+                    tx,
+                })
+            }
             Err(e) => {
                 // Refused (taken) or gone: this agent is not in `id`, so the
                 // reservation must not make them look busy.
@@ -608,6 +650,58 @@ impl SessionRegistry {
                 site: h.site_key.clone(),
             }
         })
+    }
+
+    /// Whether a session with this id is live.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.inner.lock().live.contains_key(id)
+    }
+
+    /// Re-check the credentials of every joined agent (connected or away);
+    /// sessions whose agent's token was revoked, account disabled or
+    /// password changed end with `agent_revoked`. Returns how many ended.
+    pub async fn recheck_credentials(&self) -> usize {
+        let joined: Vec<(String, i64, Credential)> = self
+            .inner
+            .lock()
+            .live
+            .iter()
+            .filter_map(|(id, h)| h.agent.map(|(u, c)| (id.clone(), u, c)))
+            .collect();
+        let mut ended = 0;
+        for (id, user_id, credential) in joined {
+            match self.inner.store.credential_valid(user_id, credential).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(session = %id, user_id, "agent credentials revoked: ending the session");
+                    if self.end_session(&id, EndReason::AgentRevoked).await {
+                        ended += 1;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot re-check agent credentials"),
+            }
+        }
+        ended
+    }
+
+    /// Watch the store's credentials epoch (changed by password changes,
+    /// disables and token revocations, from the editor or the CLI) and
+    /// re-check every joined agent when it moves. Runs until aborted.
+    pub async fn watch_credentials(self, every: Duration) {
+        let mut seen = self.inner.store.credentials_epoch().await.ok();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.inner.store.credentials_epoch().await {
+                Ok(epoch) if seen != Some(epoch) => {
+                    seen = Some(epoch);
+                    self.recheck_credentials().await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the credentials epoch"),
+            }
+        }
     }
 
     /// The site id of a live session.

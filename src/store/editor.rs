@@ -65,6 +65,21 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("stored picker secret: {e}")))
     }
 
+    /// Spend a picker link (identified by its MAC): `true` the first time,
+    /// `false` if it was already used. Expired entries are dropped on the way.
+    pub async fn spend_picker_link(&self, mac: &str, expires: i64) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM picker_used WHERE expires < ?")
+            .bind(super::unix_now())
+            .execute(self.pool())
+            .await?;
+        let done = sqlx::query("INSERT OR IGNORE INTO picker_used (mac, expires) VALUES (?, ?)")
+            .bind(mac)
+            .bind(expires)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Rename a site (display name only; the key never changes).
     pub async fn set_site_name(
         &self,
@@ -116,7 +131,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))?;
         let before = self.draft(site_id).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(super::rulesets::UPSERT_DRAFT_SQL)
             .bind(site_id)
             .bind(serde_json::to_string(rules)?)
@@ -150,7 +165,7 @@ impl Store {
             .site_by_id(site_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let old: Option<(String, String)> = sqlx::query_as(
             "SELECT rules_json, settings_json FROM rule_versions WHERE site_id = ? AND version = ?",
         )

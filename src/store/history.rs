@@ -109,7 +109,7 @@ impl Store {
         reason: &str,
         counts: EndCounts,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO session_events (history_id, kind, detail) VALUES (?, 'end', ?)")
             .bind(history_id)
             .bind(reason)
@@ -128,6 +128,50 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Close the history of sessions a previous run left live (it crashed or
+    /// was killed): they end with reason `server_restart`. Called once at
+    /// start-up, before any session exists; returns how many were closed.
+    pub async fn close_stale_sessions(&self) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO session_events (history_id, kind, detail)
+             SELECT id, 'end', 'server_restart' FROM session_history WHERE ended_at IS NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE session_history SET ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+               end_reason = 'server_restart' WHERE ended_at IS NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Delete the history (and its events) of sessions that started more
+    /// than `retention` ago; returns how many sessions were deleted.
+    pub async fn prune_history(&self, retention: std::time::Duration) -> Result<u64, StoreError> {
+        let cutoff = format!("-{} seconds", retention.as_secs());
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM session_events WHERE history_id IN (SELECT id FROM session_history
+               WHERE started_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) AND ended_at IS NOT NULL)",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "DELETE FROM session_history
+             WHERE started_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) AND ended_at IS NOT NULL",
+        )
+        .bind(&cutoff)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     /// The most recent sessions, newest first.

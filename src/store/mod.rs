@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use history::{AuditEntry, HistoryEvent, HistoryRow};
 pub use rulesets::{Draft, PublishedVersion, VersionSummary};
 pub use sites::{normalize_origin, Site};
-pub use users::{LoginOutcome, Role, User};
+pub use users::{Credential, LoginOutcome, Role, User};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,17 @@ impl Store {
     /// The connection pool (shared with the web session store).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Begin a write transaction with `BEGIN IMMEDIATE`: the write lock is
+    /// taken up front (waiting up to the busy timeout), so a transaction that
+    /// reads and then writes can never fail half-way with "database is
+    /// locked" because another writer committed in between. Every
+    /// transaction that writes must start here.
+    pub async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// First-start setup, run by `serve`: create the `admin` account and the

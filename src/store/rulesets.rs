@@ -152,7 +152,7 @@ impl Store {
             .site_by_id(site_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let draft: Option<(String, String)> =
             sqlx::query_as("SELECT rules_json, settings_json FROM rule_drafts WHERE site_id = ?")
                 .bind(site_id)

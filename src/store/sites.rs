@@ -94,7 +94,7 @@ impl Store {
         let rules_json = serde_json::to_string(&pack.rules)?;
         let settings_json = serde_json::to_string(&pack.settings.unwrap_or_default())?;
 
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = sqlx::query(
             "INSERT INTO sites (key, name, origins_json, api_key_hash) VALUES (?, ?, ?, ?)",
         )

@@ -1,16 +1,16 @@
-//! Accounts (agents and admins) with argon2 password hashes, login checks
-//! with lock-out after repeated failures, and revocable API bearer tokens
-//! (stored as SHA-256 hashes).
+//! Accounts (agents and admins) with argon2 password hashes, login checks,
+//! revocable API bearer tokens (stored as SHA-256 hashes), and credential
+//! generations: every password change, disable or token revocation bumps a
+//! per-user generation and a global credentials epoch, so the web layer can
+//! drop login sessions and open sockets made with the old credentials.
+//! Login back-off lives in the web layer (`web::admin::login_guard`), not
+//! here: the store never locks an account.
 
-use super::{random_hex, sha256_hex, unix_now, Store, StoreError};
+use super::{random_hex, sha256_hex, Store, StoreError};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 use std::sync::OnceLock;
 
-/// Failed logins in a row before the account is locked.
-pub const MAX_FAILED_LOGINS: i64 = 5;
-/// How long a locked account stays locked, in seconds.
-pub const LOCKOUT_SECS: i64 = 15 * 60;
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
@@ -63,15 +63,25 @@ pub enum LoginOutcome {
     Ok(User),
     /// Unknown name or wrong password (deliberately not distinguished).
     Invalid,
-    /// Too many failures; try again after `until` (unix seconds).
-    Locked { until: i64 },
-    /// The account is disabled.
+    /// The account is disabled (only said to someone who knows the password).
     Disabled,
 }
 
+/// How an agent socket was authenticated, to re-check it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A login session made under this credential generation.
+    Login { generation: i64 },
+    /// This API token (row id).
+    Token { id: i64 },
+}
+
 type UserRow = (i64, String, String, i64);
-/// A user row with its secret and lock-out state.
-type LoginRow = (i64, String, String, i64, String, i64, Option<i64>);
+/// A user row with its secret.
+type LoginRow = (i64, String, String, i64, String);
+
+/// Meta key of the global credentials epoch.
+const EPOCH_KEY: &str = "credentials_epoch";
 
 fn user_from_row((id, name, role, disabled): UserRow) -> Result<User, StoreError> {
     Ok(User {
@@ -169,16 +179,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         validate_password(password)?;
         let hash = hash_password(password).await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE name = ?",
+            "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL,
+               credential_gen = credential_gen + 1 WHERE name = ?",
         )
         .bind(&hash)
         .bind(name)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
         self.audit(actor, "user.passwd", name, None, None).await
     }
 
@@ -189,14 +203,19 @@ impl Store {
         disabled: bool,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE name = ?")
-            .bind(disabled as i64)
-            .bind(name)
-            .execute(self.pool())
-            .await?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE users SET disabled = ?, credential_gen = credential_gen + 1 WHERE name = ?",
+        )
+        .bind(disabled as i64)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user `{name}`")));
         }
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
         self.audit(
             actor,
             "user.disable",
@@ -236,53 +255,83 @@ impl Store {
         rows.into_iter().map(user_from_row).collect()
     }
 
-    /// Check a login; counts failures and locks the account after
-    /// [`MAX_FAILED_LOGINS`] in a row for [`LOCKOUT_SECS`].
+    /// Check a login. Unknown names verify a dummy hash, so both kinds of
+    /// failure take the same time and give the same answer; repeated
+    /// failures are slowed down by the web layer's back-off, never by a lock.
     pub async fn verify_login(
         &self,
         name: &str,
         password: &str,
     ) -> Result<LoginOutcome, StoreError> {
         let row: Option<LoginRow> = sqlx::query_as(
-            "SELECT id, name, role, disabled, password_hash, failed_logins, locked_until FROM users WHERE name = ?",
+            "SELECT id, name, role, disabled, password_hash FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        let Some((id, uname, role, disabled, hash, failed, locked_until)) = row else {
+        let Some((id, uname, role, disabled, hash)) = row else {
             let _ = verify_password(password, &dummy_hash().await?).await?;
             return Ok(LoginOutcome::Invalid);
         };
-        let now = unix_now();
-        if let Some(until) = locked_until {
-            if until > now {
-                return Ok(LoginOutcome::Locked { until });
-            }
-        }
         if !verify_password(password, &hash).await? {
-            let failed = failed + 1;
-            let lock = (failed >= MAX_FAILED_LOGINS).then_some(now + LOCKOUT_SECS);
-            sqlx::query("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?")
-                .bind(if lock.is_some() { 0 } else { failed })
-                .bind(lock)
-                .bind(id)
-                .execute(self.pool())
-                .await?;
-            return Ok(match lock {
-                Some(until) => LoginOutcome::Locked { until },
-                None => LoginOutcome::Invalid,
-            });
+            return Ok(LoginOutcome::Invalid);
         }
         if disabled != 0 {
             return Ok(LoginOutcome::Disabled);
         }
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
         Ok(LoginOutcome::Ok(user_from_row((
             id, uname, role, disabled,
         ))?))
+    }
+
+    /// The credential generation of an account and whether it is disabled.
+    pub async fn credential_gen(&self, user_id: i64) -> Result<Option<(i64, bool)>, StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT credential_gen, disabled FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(g, d)| (g, d != 0)))
+    }
+
+    /// The global credentials epoch: changes whenever any password is set, an
+    /// account is disabled or enabled, or tokens are revoked (by this process
+    /// or another one, such as the CLI).
+    pub async fn credentials_epoch(&self) -> Result<i64, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM meta WHERE key = ?")
+            .bind(EPOCH_KEY)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.and_then(|(v,)| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Whether a credential an agent socket was opened with still holds:
+    /// the account exists and is enabled, and the login session's generation
+    /// is current or the token is not revoked.
+    pub async fn credential_valid(
+        &self,
+        user_id: i64,
+        credential: Credential,
+    ) -> Result<bool, StoreError> {
+        let Some((generation, disabled)) = self.credential_gen(user_id).await? else {
+            return Ok(false);
+        };
+        if disabled {
+            return Ok(false);
+        }
+        Ok(match credential {
+            Credential::Login { generation: g } => g == generation,
+            Credential::Token { id } => {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM api_tokens WHERE id = ? AND user_id = ? AND revoked = 0",
+                )
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+                row.is_some()
+            }
+        })
     }
 
     /// Create a bearer token for a user; returns the token (shown once).
@@ -313,11 +362,14 @@ impl Store {
             .user_by_name(user_name)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("user `{user_name}`")))?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0")
                 .bind(user.id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
+        bump_epoch(&mut tx).await?;
+        tx.commit().await?;
         self.audit("cli", "token.revoke", user_name, None, None)
             .await?;
         Ok(done.rows_affected())
@@ -325,13 +377,33 @@ impl Store {
 
     /// The enabled account a live (not revoked) bearer token belongs to.
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>, StoreError> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT u.id, u.name, u.role, u.disabled FROM api_tokens t JOIN users u ON u.id = t.user_id
+        Ok(self.token_user(token).await?.map(|(u, _)| u))
+    }
+
+    /// The enabled account of a live bearer token, and the token's row id.
+    pub async fn token_user(&self, token: &str) -> Result<Option<(User, i64)>, StoreError> {
+        let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT u.id, u.name, u.role, u.disabled, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ? AND t.revoked = 0 AND u.disabled = 0",
         )
         .bind(sha256_hex(token))
         .fetch_optional(self.pool())
         .await?;
-        row.map(user_from_row).transpose()
+        row.map(|(id, name, role, disabled, token_id)| {
+            user_from_row((id, name, role, disabled)).map(|u| (u, token_id))
+        })
+        .transpose()
     }
+}
+
+/// Advance the global credentials epoch inside a write transaction.
+async fn bump_epoch(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES (?, '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )
+    .bind(EPOCH_KEY)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

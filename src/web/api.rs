@@ -3,7 +3,7 @@
 //! the contact-centre integration ends sessions or whole interactions.
 
 use super::auth::{api_caller, current_user, ApiCaller};
-use super::{own_origins, AppState, WebError, DEMO_SITE};
+use super::{own_origins, throttle, AppState, WebError, DEMO_SITE};
 use crate::session::EndReason;
 use crate::store::normalize_origin;
 use axum::extract::rejection::JsonRejection;
@@ -45,9 +45,24 @@ fn with_cors(mut resp: Response, origin: Option<&str>) -> Response {
 pub async fn create_session(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> Response {
     let origin = origin_of(&headers).map(str::to_owned);
+    // Session creation rate per client address (`[limits] sessions_per_minute`).
+    let address = throttle::client_key(&state.config, &headers, &extensions);
+    if let Err(wait) = state.throttles.creations.hit(&address) {
+        let secs = throttle::wait_secs(wait);
+        tracing::warn!(address, "session creation rate exceeded");
+        return WebError::Throttled {
+            message: format!(
+                "too many sessions started from your address (at most {} per minute); try again in {secs} second(s)",
+                state.config.server.sessions_per_minute
+            ),
+            retry_after: secs,
+        }
+        .into_response();
+    }
     match create_inner(&state, origin.as_deref(), &headers, body).await {
         // CORS headers only for an allowed origin (checked inside).
         Ok((resp, allowed)) => with_cors(resp, if allowed { origin.as_deref() } else { None }),
@@ -144,23 +159,35 @@ pub async fn preflight(
     Ok(with_cors(resp, Some(&origin)))
 }
 
-/// `GET /api/v1/sessions/{id}` (agent or admin).
+/// `GET /api/v1/sessions/{id}` (agent or admin). Misses are throttled per
+/// agent and per address like failed joins (no ID guessing).
 pub async fn get_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     session: Session,
 ) -> Result<Response, WebError> {
-    current_user(&state, &headers, &session)
+    let (user, _, _) = current_user(&state, &headers, &session)
         .await?
         .ok_or_else(|| {
             WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
         })?;
-    let info = state
-        .registry
-        .info(&id)
-        .ok_or_else(|| WebError::NotFound(format!("no live session {id}")))?;
-    Ok(Json(info).into_response())
+    let address = throttle::client_key(&state.config, &headers, &extensions);
+    if let Err(wait) = throttle::check_id_guessing(&state.throttles, user.id, &address) {
+        let secs = throttle::wait_secs(wait);
+        return Err(WebError::Throttled {
+            message: format!("too many lookups of unknown sessions; try again in {secs} second(s)"),
+            retry_after: secs,
+        });
+    }
+    match state.registry.info(&id) {
+        Some(info) => Ok(Json(info).into_response()),
+        None => {
+            throttle::id_miss(&state, &user, &address).await;
+            Err(WebError::NotFound(format!("no live session {id}")))
+        }
+    }
 }
 
 /// `POST /api/v1/sessions/{id}/end`.

@@ -1,11 +1,14 @@
-//! Authentication: the login form (argon2 via the store, lock-out after
-//! repeated failures), logout, CSRF tokens kept in the tower-sessions login
-//! session, bearer tokens, and the pages that need a signed-in user (agent
-//! viewer) plus the public index page.
+//! Authentication: the login form (argon2 via the store, back-off after
+//! repeated failures, one answer for unknown names and wrong passwords),
+//! logout, CSRF tokens kept in the tower-sessions login session, bearer
+//! tokens, credential generations (a login session made before the user's
+//! password changed or the account was disabled is dropped on its next
+//! request), and the pages that need a signed-in user (agent viewer) plus
+//! the public index page.
 
 use super::{AppState, WebError};
 use crate::session::constant_time_eq;
-use crate::store::{LoginOutcome, Site, User};
+use crate::store::{Credential, LoginOutcome, Site, User};
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Form, Query, State};
@@ -15,6 +18,8 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 const USER_KEY: &str = "user_id";
+/// The user's credential generation when they signed in.
+const GEN_KEY: &str = "credential_gen";
 const CSRF_KEY: &str = "csrf";
 
 /// How a request was authenticated.
@@ -35,32 +40,54 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// The signed-in user from the session cookie.
-pub async fn cookie_user(state: &AppState, session: &Session) -> Result<Option<User>, WebError> {
+/// The signed-in user from the session cookie and the credential
+/// generation they signed in under. A session of a disabled account, or one
+/// made before the password changed, is deleted.
+pub async fn cookie_login(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<(User, i64)>, WebError> {
     let Some(id) = session.get::<i64>(USER_KEY).await? else {
         return Ok(None);
     };
-    Ok(state.store.user_by_id(id).await?.filter(|u| !u.disabled))
+    let signed_in_gen = session.get::<i64>(GEN_KEY).await?.unwrap_or(0);
+    let user = state.store.user_by_id(id).await?;
+    let current = state.store.credential_gen(id).await?;
+    match (user, current) {
+        (Some(u), Some((generation, false))) if generation == signed_in_gen && !u.disabled => {
+            Ok(Some((u, generation)))
+        }
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
 }
 
-/// The user behind a bearer token or, failing that, the session cookie.
-/// A bearer token that is present but invalid is an error (no fallback).
+/// The signed-in user from the session cookie.
+pub async fn cookie_user(state: &AppState, session: &Session) -> Result<Option<User>, WebError> {
+    Ok(cookie_login(state, session).await?.map(|(u, _)| u))
+}
+
+/// The user behind a bearer token or, failing that, the session cookie, and
+/// the credential used. A bearer token that is present but invalid is an
+/// error (no fallback).
 pub async fn current_user(
     state: &AppState,
     headers: &HeaderMap,
     session: &Session,
-) -> Result<Option<(User, AuthKind)>, WebError> {
+) -> Result<Option<(User, AuthKind, Credential)>, WebError> {
     if let Some(token) = bearer(headers) {
-        return match state.store.user_by_token(token).await? {
-            Some(u) => Ok(Some((u, AuthKind::Bearer))),
+        return match state.store.token_user(token).await? {
+            Some((u, id)) => Ok(Some((u, AuthKind::Bearer, Credential::Token { id }))),
             None => Err(WebError::Unauthorized(
                 "invalid or revoked API token".into(),
             )),
         };
     }
-    Ok(cookie_user(state, session)
+    Ok(cookie_login(state, session)
         .await?
-        .map(|u| (u, AuthKind::Cookie)))
+        .map(|(u, generation)| (u, AuthKind::Cookie, Credential::Login { generation })))
 }
 
 /// Who may call the contact-centre API: a user token or a site's integration key.
@@ -109,13 +136,40 @@ pub async fn check_csrf(session: &Session, submitted: &str) -> Result<(), WebErr
     }
 }
 
-/// Only same-site relative paths are followed after login.
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/agent"
+/// Only same-origin absolute paths are followed after login: a single
+/// leading `/`, then printable ASCII only — no second `/` or `\` right
+/// after it, no `\` anywhere, no spaces, tabs, newlines or other controls
+/// (browsers drop tabs and newlines from URLs, so `/\t/evil.example/` would
+/// become `//evil.example/`), and no percent-encoded controls, slashes or
+/// backslashes. Anything else goes to `/agent`.
+pub fn safe_next(next: &str) -> &str {
+    const FALLBACK: &str = "/agent";
+    let b = next.as_bytes();
+    if b.first() != Some(&b'/') || matches!(b.get(1), Some(b'/' | b'\\')) {
+        return FALLBACK;
     }
+    if !b.iter().all(|c| c.is_ascii_graphic() && *c != b'\\') {
+        return FALLBACK;
+    }
+    // Percent-encoded bytes that could turn into a scheme-relative URL or a
+    // control character once some client decodes them.
+    let lower = next.to_ascii_lowercase();
+    let mut rest = lower.as_str();
+    while let Some(i) = rest.find('%') {
+        let hex = rest.get(i + 1..i + 3).unwrap_or("");
+        match u8::from_str_radix(hex, 16) {
+            Ok(v) if v < 0x20 || v == 0x7f || v == b'/' || v == b'\\' || v >= 0x80 => {
+                return FALLBACK
+            }
+            Ok(_) => {}
+            Err(_) => return FALLBACK,
+        }
+        rest = &rest[i + 1..];
+    }
+    if next.len() > 2048 {
+        return FALLBACK;
+    }
+    next
 }
 
 #[derive(Template, WebTemplate)]
@@ -163,12 +217,13 @@ pub struct LoginForm {
 pub async fn login_submit(
     State(state): State<AppState>,
     session: Session,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let next = safe_next(&form.next).to_owned();
-    // Admin editor hook: per-address / per-name rate limit (see web::admin::login_guard).
-    let address = super::admin::login_guard::client_address(&extensions);
+    // Back-off per (address, name) and per address (web::admin::login_guard).
+    let address = super::throttle::client_key(&state.config, &headers, &extensions);
     let again = |status: StatusCode, csrf: String, error: String| {
         let page = LoginPage {
             next: next.clone(),
@@ -188,26 +243,40 @@ pub async fn login_submit(
     }
     if let Err(wait) = state.login_guard.check(&address, form.name.trim()) {
         let csrf = csrf_token(&session).await?;
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return Ok(again(
+        let secs = super::throttle::wait_secs(wait);
+        let mut resp = again(
             StatusCode::TOO_MANY_REQUESTS,
             csrf,
-            format!("Too many failed sign-in attempts from your address. Try again in {minutes} minute(s)."),
-        ));
+            format!("Too many failed sign-in attempts. Wait {secs} second(s) and try again."),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return Ok(resp);
     }
     let outcome = state
         .store
         .verify_login(form.name.trim(), &form.password)
         .await?;
     let csrf = csrf_token(&session).await?;
-    if matches!(outcome, LoginOutcome::Invalid | LoginOutcome::Locked { .. }) {
+    if matches!(outcome, LoginOutcome::Invalid) {
         state.login_guard.failed(&address, form.name.trim());
     }
     match outcome {
         LoginOutcome::Ok(user) => {
             state.login_guard.succeeded(&address, form.name.trim());
+            let generation = match state.store.credential_gen(user.id).await? {
+                Some((g, false)) => g,
+                _ => {
+                    return Ok(again(
+                        StatusCode::UNAUTHORIZED,
+                        csrf,
+                        "Wrong user name or password.".into(),
+                    ))
+                }
+            };
             session.cycle_id().await?;
             session.insert(USER_KEY, user.id).await?;
+            session.insert(GEN_KEY, generation).await?;
             session
                 .insert(CSRF_KEY, crate::store::random_hex(32))
                 .await?;
@@ -218,14 +287,6 @@ pub async fn login_submit(
             StatusCode::UNAUTHORIZED,
             csrf,
             "Wrong user name or password.".into(),
-        )),
-        LoginOutcome::Locked { .. } => Ok(again(
-            StatusCode::TOO_MANY_REQUESTS,
-            csrf,
-            format!(
-                "Too many failed attempts: this account is locked for {} minutes.",
-                crate::store::users::LOCKOUT_SECS / 60
-            ),
         )),
         LoginOutcome::Disabled => Ok(again(
             StatusCode::FORBIDDEN,
@@ -284,4 +345,40 @@ pub async fn index(State(state): State<AppState>) -> Response {
         public_url: state.config.public_url.clone(),
     }
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_accepts_only_same_origin_paths() {
+        for ok in [
+            "/agent",
+            "/admin/sites?site=demo&x=1",
+            "/a%20b",
+            "/admin/sites/demo/rules#r1",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/%09/evil.example/",
+            "/%2F/evil.example",
+            "/%5c/evil.example",
+            "/%0a",
+            "/%zz",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            " /agent",
+            "/ok\u{0}",
+            "/caf\u{e9}",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), "/agent", "{bad:?}");
+        }
+    }
 }

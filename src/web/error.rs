@@ -25,6 +25,9 @@ pub enum WebError {
     /// Too many attempts; try later (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too many attempts; try again after this many seconds (429 with `Retry-After`).
+    #[error("{message}")]
+    Throttled { message: String, retry_after: u64 },
     /// The server is shutting down (503).
     #[error("{0}")]
     Unavailable(String),
@@ -51,7 +54,9 @@ impl From<SessionError> for WebError {
             SessionError::SessionTaken | SessionError::AgentBusy(_) => {
                 WebError::Forbidden(e.to_string())
             }
-            SessionError::ShuttingDown => WebError::Unavailable(e.to_string()),
+            SessionError::ShuttingDown | SessionError::Capacity(_) => {
+                WebError::Unavailable(e.to_string())
+            }
             SessionError::Rules(_) => WebError::Internal(e.to_string()),
             SessionError::Store(s) => WebError::Store(s),
         }
@@ -66,7 +71,9 @@ impl WebError {
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
-            WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooManyRequests(_) | WebError::Throttled { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Store(_)
             | WebError::LoginSession(_)
@@ -79,10 +86,22 @@ impl WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // 503s (shutting down, at capacity) carry a message meant for the client.
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
             return (status, "internal error").into_response();
         }
-        (status, self.to_string()).into_response()
+        let retry_after = match &self {
+            WebError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        let mut resp = (status, self.to_string()).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        resp
     }
 }

@@ -9,6 +9,10 @@ mod api;
 mod assets;
 pub mod auth;
 mod error;
+pub mod headers;
+pub mod idle;
+pub mod server;
+pub mod throttle;
 mod ws;
 
 pub use error::WebError;
@@ -16,14 +20,13 @@ pub use error::WebError;
 use crate::config::Config;
 use crate::session::SessionRegistry;
 use crate::store::{Bootstrap, Store};
-use axum::http::{header, HeaderValue};
+use axum::http::header;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
@@ -62,8 +65,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub registry: SessionRegistry,
-    /// Failed sign-in counters per address (admin editor's login hook).
+    /// Failed sign-in counters per address and (address, name).
     pub login_guard: admin::login_guard::LoginGuard,
+    /// Session-ID guessing and session creation throttles.
+    pub throttles: Arc<throttle::Throttles>,
 }
 
 /// Open the database, run migrations and the first-start bootstrap, and build
@@ -75,17 +80,40 @@ pub async fn build_state(config: Config) -> Result<(AppState, Bootstrap), WebErr
         .migrate()
         .await
         .map_err(|e| WebError::Internal(format!("login session table migration failed: {e}")))?;
+    // Sessions a crashed or killed previous run left live end now.
+    let stale = store.close_stale_sessions().await?;
+    if stale > 0 {
+        tracing::warn!(
+            sessions = stale,
+            "sessions left live by the previous run closed with reason server_restart"
+        );
+    }
+    prune_history(&store, config.history_retention).await;
     let registry = SessionRegistry::new(store.clone(), &config);
+    let throttles = Arc::new(throttle::Throttles::new(&config));
     Ok((
         AppState {
             config: Arc::new(config),
             store,
             registry,
             login_guard: Default::default(),
+            throttles,
         },
         boot,
     ))
 }
+
+/// Delete session history past the retention (logged, never fatal).
+async fn prune_history(store: &Store, retention: std::time::Duration) {
+    match store.prune_history(retention).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "pruned session history past its retention"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune session history"),
+    }
+}
+
+/// How often the server re-checks agent credentials for revocations.
+pub const CREDENTIALS_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The whole router.
 pub fn app(state: AppState) -> Router {
@@ -120,10 +148,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(sessions)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(
             // Path only: query strings carry customer tokens and must not be logged.
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
@@ -146,18 +171,38 @@ where
     );
     // Versions published by another process (CLI) reach live sessions too.
     let watcher = tokio::spawn(registry.clone().watch_published(PUBLISHED_POLL));
-    let router = app(state);
-    // Client addresses feed the login rate limit (admin editor).
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: ending live sessions");
-            registry.shutdown().await;
+    // Revoked tokens, disabled accounts and changed passwords (editor or
+    // CLI) end the agent's live session within a second.
+    let revocations = tokio::spawn(registry.clone().watch_credentials(CREDENTIALS_POLL));
+    // History past its retention is pruned daily (and at start-up).
+    let pruner = {
+        let store = state.store.clone();
+        let retention = state.config.history_retention;
+        tokio::spawn(async move {
+            let day = std::time::Duration::from_secs(24 * 3600);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + day, day);
+            loop {
+                tick.tick().await;
+                prune_history(&store, retention).await;
+            }
         })
-        .await;
+    };
+    let limits = server::ServeLimits {
+        max_connections: state.config.server.max_connections,
+        header_read_timeout: state.config.server.header_read_timeout,
+    };
+    let router = app(state);
+    // Requests carry the peer address (throttles, login back-off).
+    let result = server::run(listener, router, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending live sessions");
+        registry.shutdown().await;
+    })
+    .await;
     cleanup.abort();
     watcher.abort();
+    revocations.abort();
+    pruner.abort();
     result
 }
 

@@ -1,17 +1,28 @@
-//! WebSocket upgrade endpoints: authentication and origin checks happen here,
-//! before the upgrade; the socket loops live in `relay`.
+//! WebSocket upgrade endpoints: authentication, origin checks and the
+//! session-ID guessing throttle happen here, before the socket loops (which
+//! live in `relay`) start.
 
 use super::auth::{current_user, AuthKind};
+use super::idle::IdleTimeout;
 use super::{own_origins, AppState, WebError, DEMO_SITE};
 use crate::relay::{self, RelayConfig};
 use crate::session::AgentIdentity;
 use crate::store::normalize_origin;
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
+
+/// The `error {code:"idle_timeout"}` frame for one side.
+fn farewell<T: serde::Serialize>(make: impl FnOnce(String, String) -> T) -> String {
+    serde_json::to_string(&make(
+        "idle_timeout".into(),
+        "nothing was received on this socket for too long; reconnect".into(),
+    ))
+    .unwrap_or_default()
+}
 
 fn relay_config(state: &AppState) -> RelayConfig {
     RelayConfig {
@@ -63,9 +74,15 @@ pub async fn customer(
     let registry = state.registry.clone();
     let cfg = relay_config(&state);
     let cap = ws_cap(&state);
+    let idle = state.config.server.ws_idle_timeout;
     ws.max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| relay::run_customer(registry, cfg, socket, id, q.token, origin))
+        .on_upgrade(move |socket| {
+            let farewell =
+                farewell(|code, message| crate::protocol::ToCustomer::Error { code, message });
+            let socket = IdleTimeout::new(socket, idle, farewell);
+            relay::run_customer(registry, cfg, socket, id, q.token, origin)
+        })
 }
 
 /// A cookie-authenticated socket must come from our own pages (no
@@ -84,21 +101,46 @@ fn check_own_origin(state: &AppState, headers: &HeaderMap) -> Result<(), WebErro
     }
 }
 
+/// Refuse an upgraded socket with one `error` frame, then close it.
+async fn refuse(mut socket: WebSocket, code: &str, message: String) {
+    let frame = serde_json::to_string(&crate::protocol::ToAgent::Error {
+        code: code.into(),
+        message,
+    })
+    .unwrap_or_default();
+    let _ = socket.send(Message::Text(frame.into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
 /// `GET /ws/agent/{id}` (signed-in agent or admin, or `Authorization: Bearer`).
+/// Joins of ids that are not live count as misses for the ID-guessing
+/// back-off (per agent and per address); while in back-off every join is
+/// refused with `error {code: "throttled"}`.
 pub async fn agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     session: Session,
     ws: WebSocketUpgrade,
 ) -> Result<Response, WebError> {
-    let (user, kind) = current_user(&state, &headers, &session)
-        .await?
-        .ok_or_else(|| {
-            WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
-        })?;
+    let (user, kind, credential) =
+        current_user(&state, &headers, &session)
+            .await?
+            .ok_or_else(|| {
+                WebError::Unauthorized("sign in or send `Authorization: Bearer TOKEN`".into())
+            })?;
     if kind == AuthKind::Cookie {
         check_own_origin(&state, &headers)?;
+    }
+    let address = super::throttle::client_key(&state.config, &headers, &extensions);
+    if let Err(wait) = super::throttle::check_id_guessing(&state.throttles, user.id, &address) {
+        let secs = super::throttle::wait_secs(wait);
+        let message = format!("too many joins of unknown sessions; try again in {secs} second(s)");
+        return Ok(ws.on_upgrade(move |socket| refuse(socket, "throttled", message)));
+    }
+    if !state.registry.is_live(&id) {
+        super::throttle::id_miss(&state, &user, &address).await;
     }
     let registry = state.registry.clone();
     let cfg = relay_config(&state);
@@ -106,9 +148,16 @@ pub async fn agent(
     let identity = AgentIdentity {
         user_id: user.id,
         name: user.name,
+        credential,
     };
+    let idle = state.config.server.ws_idle_timeout;
     Ok(ws
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| relay::run_agent(registry, cfg, socket, id, identity)))
+        .on_upgrade(move |socket| {
+            let farewell =
+                farewell(|code, message| crate::protocol::ToAgent::Error { code, message });
+            let socket = IdleTimeout::new(socket, idle, farewell);
+            relay::run_agent(registry, cfg, socket, id, identity)
+        }))
 }

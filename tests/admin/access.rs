@@ -1,5 +1,5 @@
 //! Access control of the editor: sign-in required, agents refused, CSRF on
-//! every form, login lock-out and rate limit.
+//! every form, login rate limit, picker links (single use, die with their admin).
 
 use super::{client, demo_draft, location, Browser};
 use crate::common::{spawn_app, AGENT_PASSWORD};
@@ -145,65 +145,85 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_rejected() {
     assert_eq!(demo_draft(&app).await, before);
 }
 
-#[tokio::test]
-async fn five_failed_logins_lock_the_account_for_15_minutes() {
-    let app = spawn_app().await;
-    let http = client();
-    let page = http
-        .get(app.url("/login"))
+/// A picker link made by `admin` for the demo checkout page.
+async fn picker_link(app: &crate::common::TestApp, admin: &Browser) -> String {
+    let resp = admin
+        .post(
+            "/admin/sites/demo/pick",
+            &[("url", &format!("{}/demo/checkout", app.base))],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = super::location(&resp);
+    to.split_once("#cobrowse-pick=")
+        .expect("token")
+        .1
+        .to_owned()
+}
+
+async fn pick(app: &crate::common::TestApp, token: &str, selector: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url("/admin/api/picker"))
+        .header("origin", &app.base)
+        .body(
+            serde_json::json!({"token": token, "selector": selector, "action": "mask", "count": 1})
+                .to_string(),
+        )
         .send()
         .await
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.contains("locked for 15 minutes"),
-        "the login page says so plainly"
-    );
-    let csrf = super::csrf_of(&page);
-    let attempt = |password: &'static str| {
-        let http = http.clone();
-        let url = app.url("/login");
-        let csrf = csrf.clone();
-        async move {
-            http.post(url)
-                .form(&[
-                    ("name", "agent2"),
-                    ("password", password),
-                    ("csrf", &csrf),
-                    ("next", "/agent"),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    for _ in 0..4 {
-        assert_eq!(
-            attempt("wrong-password").await.status(),
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    let fifth = attempt("wrong-password").await;
-    assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
-    let body = fifth.text().await.unwrap();
-    assert!(body.contains("15 minutes"), "{body}");
-    // Even the right password is refused while locked.
-    let resp = attempt(AGENT_PASSWORD).await;
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    // Other accounts are unaffected.
-    Browser::login(&app, "agent3", AGENT_PASSWORD).await;
-    // An admin reset clears the lock-out in the store.
-    let admin = Browser::admin(&app).await;
-    let resp = admin.post("/admin/users/agent2/reset", &[]).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let locked: (Option<i64>,) =
-        sqlx::query_as("SELECT locked_until FROM users WHERE name = 'agent2'")
-            .fetch_one(app.state.store.pool())
+}
+
+#[tokio::test]
+async fn picker_links_are_single_use_and_die_with_their_admin() {
+    let app = spawn_app().await;
+    for name in ["admin2", "admin3"] {
+        app.state
+            .store
+            .create_user(name, cobrowse::store::Role::Admin, "admin-password-2")
             .await
             .unwrap();
-    assert_eq!(locked.0, None);
+    }
+    let admin = Browser::admin(&app).await;
+    let mut second = Browser::login(&app, "admin2", "admin-password-2").await;
+    second.refresh_csrf("/admin/sites/demo/rules").await;
+    let mut third = Browser::login(&app, "admin3", "admin-password-2").await;
+    third.refresh_csrf("/admin/sites/demo/rules").await;
+    // Single use.
+    let once = picker_link(&app, &admin).await;
+    assert_eq!(pick(&app, &once, ".a").await.status(), StatusCode::CREATED);
+    let replay = pick(&app, &once, ".b").await;
+    assert_eq!(replay.status(), StatusCode::FORBIDDEN);
+    // Disabled admin: the link is dead.
+    let token = picker_link(&app, &second).await;
+    let r = admin.post("/admin/users/admin2/disable", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = pick(&app, &token, ".c").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("no longer valid"),
+        "{body}"
+    );
+    // Changed password: the link is dead too.
+    let token = picker_link(&app, &third).await;
+    app.state
+        .store
+        .set_password("admin3", "another-password-3", "cli")
+        .await
+        .unwrap();
+    assert_eq!(
+        pick(&app, &token, ".d").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let draft = demo_draft(&app).await;
+    assert!(draft.iter().any(|r| r.0 == ".a"));
+    assert!(
+        !draft
+            .iter()
+            .any(|r| [".b", ".c", ".d"].contains(&r.0.as_str())),
+        "{draft:?}"
+    );
 }
 
 #[tokio::test]

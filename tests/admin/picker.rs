@@ -67,7 +67,26 @@ async fn a_picked_element_becomes_an_enabled_draft_rule() {
     let page = admin.get_text("/admin/sites/demo/rules").await;
     assert!(page.contains("picked on /demo/checkout"));
 
-    // Picking the same element again adds nothing.
+    // The link is single-use: a replay is refused.
+    let resp = http
+        .post(app.url("/admin/api/picker"))
+        .header("origin", &app.base)
+        .body(
+            json!({"token": token, "selector": ".other", "action": "mask", "count": 1}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("already been used"));
+    assert_eq!(demo_draft(&app).await.len(), 3);
+
+    // Picking the same element again (with a new link) adds nothing.
+    let token = picker_token(&app, &admin).await;
     let resp = http
         .post(app.url("/admin/api/picker"))
         .header("origin", &app.base)

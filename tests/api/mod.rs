@@ -3,3 +3,4 @@
 mod cli;
 mod http;
 mod login;
+mod security;

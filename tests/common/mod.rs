@@ -4,7 +4,7 @@
 //! (tokio-tungstenite) with `recv_until(predicate, deadline)` polling.
 #![allow(dead_code)]
 
-use cobrowse::config::{Config, QueueLimits, Timeouts};
+use cobrowse::config::{Config, QueueLimits, ServerLimits, Timeouts};
 use cobrowse::protocol::Limits;
 use cobrowse::store::Role;
 use cobrowse::web::{self, AppState};
@@ -31,6 +31,11 @@ pub struct TestOptions {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub queues: QueueLimits,
+    /// Server limits; the default lifts the per-address session rate (every
+    /// test client is 127.0.0.1) and keeps the rest at production defaults.
+    pub server: ServerLimits,
+    /// Peers whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: Vec<cobrowse::config::IpNet>,
 }
 
 impl Default for TestOptions {
@@ -46,6 +51,11 @@ impl Default for TestOptions {
             },
             limits: Limits::default(),
             queues: QueueLimits::default(),
+            server: ServerLimits {
+                sessions_per_minute: 100_000,
+                ..ServerLimits::default()
+            },
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -94,6 +104,9 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         timeouts: opts.timeouts,
         limits: opts.limits,
         queues: opts.queues,
+        server: opts.server,
+        trusted_proxies: opts.trusted_proxies,
+        ..Config::default()
     };
     let (state, boot) = web::build_state(config).await.expect("state");
     let mut tokens = Vec::new();

@@ -1,5 +1,6 @@
 //! WebSocket relay and session rules (design §3, §6), over real sockets.
 
+mod abuse;
 mod backpressure;
 mod bad_input;
 mod budgets;

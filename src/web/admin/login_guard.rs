@@ -1,96 +1,79 @@
-//! Login rate limiting in front of the store's per-account lock-out: failed
-//! sign-ins are counted per client address and per (address, user name) in
-//! a sliding window, so guessing across many names from one address, or at
-//! a name that does not exist, is slowed down too. In memory, per server.
+//! Sign-in back-off: failed sign-ins are counted per (client address, user
+//! name) and per client address, and past a few free failures every further
+//! attempt must wait a doubling delay that is capped at a few seconds — so
+//! guessing is slowed to a crawl but the right password is never locked out
+//! for long (there is no account lock). The answer is the same whether the
+//! name exists or not. In memory, per server; the client address honours
+//! `trusted_proxies` (see `web::throttle::client_ip`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::web::throttle::Backoff;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The sliding window failures are counted in.
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Failed sign-ins allowed from one address (any names) per window.
-pub const MAX_PER_ADDRESS: usize = 20;
-/// Failed sign-ins allowed from one address for one name per window.
-pub const MAX_PER_ADDRESS_AND_NAME: usize = 5;
-/// Keys remembered at most (oldest are dropped first).
-const MAX_KEYS: usize = 20_000;
+/// Failed sign-ins for one name from one address before the back-off starts.
+pub const FREE_PER_NAME: u32 = 5;
+/// Longest wait for one name from one address.
+pub const MAX_WAIT_PER_NAME: Duration = Duration::from_secs(8);
+/// Failed sign-ins from one address (any names) before its back-off starts.
+pub const FREE_PER_ADDRESS: u32 = 20;
+/// Longest wait for an address.
+pub const MAX_WAIT_PER_ADDRESS: Duration = Duration::from_secs(60);
+/// Failures are forgotten this long after the last one.
+pub const FORGET: Duration = Duration::from_secs(15 * 60);
 
 /// The failure counters; cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoginGuard {
-    failures: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    by_name: Arc<Backoff>,
+    by_address: Arc<Backoff>,
+}
+
+impl Default for LoginGuard {
+    fn default() -> Self {
+        LoginGuard {
+            by_name: Arc::new(Backoff::new(
+                FREE_PER_NAME,
+                Duration::from_secs(2),
+                MAX_WAIT_PER_NAME,
+                FORGET,
+            )),
+            by_address: Arc::new(Backoff::new(
+                FREE_PER_ADDRESS,
+                Duration::from_secs(2),
+                MAX_WAIT_PER_ADDRESS,
+                FORGET,
+            )),
+        }
+    }
+}
+
+fn name_key(address: &str, name: &str) -> String {
+    format!("{address}|{}", name.to_lowercase())
 }
 
 impl LoginGuard {
-    fn keys(address: &str, name: &str) -> [String; 2] {
-        [
-            format!("a|{address}"),
-            format!("n|{address}|{}", name.to_lowercase()),
-        ]
-    }
-
     /// `Err(wait)` when this address (or address and name) must wait before
     /// trying again.
     pub fn check(&self, address: &str, name: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let [by_address, by_name] = Self::keys(address, name);
-        let mut wait = None;
-        for (key, max) in [
-            (by_address, MAX_PER_ADDRESS),
-            (by_name, MAX_PER_ADDRESS_AND_NAME),
-        ] {
-            if let Some(times) = map.get(&key) {
-                let recent: Vec<&Instant> = times
-                    .iter()
-                    .filter(|t| now.duration_since(**t) < WINDOW)
-                    .collect();
-                if recent.len() >= max {
-                    // Free again when the oldest failure that still counts leaves the window.
-                    let oldest = recent[recent.len() - max];
-                    let w = WINDOW.saturating_sub(now.duration_since(*oldest));
-                    wait = Some(wait.map_or(w, |x: Duration| x.max(w)));
-                }
-            }
+        let a = self.by_address.check(address);
+        let n = self.by_name.check(&name_key(address, name));
+        match (a, n) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(w), Ok(())) | (Ok(()), Err(w)) => Err(w),
+            (Err(x), Err(y)) => Err(x.max(y)),
         }
-        wait.map_or(Ok(()), Err)
     }
 
     /// Count a failed sign-in.
     pub fn failed(&self, address: &str, name: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, times| times.iter().any(|t| now.duration_since(*t) < WINDOW));
-            if map.len() >= MAX_KEYS {
-                map.clear();
-            }
-        }
-        for key in Self::keys(address, name) {
-            let times = map.entry(key).or_default();
-            times.retain(|t| now.duration_since(*t) < WINDOW);
-            times.push(now);
-        }
+        self.by_address.miss(address);
+        self.by_name.miss(&name_key(address, name));
     }
 
     /// A successful sign-in clears the (address, name) counter.
     pub fn succeeded(&self, address: &str, name: &str) {
-        let [_, by_name] = Self::keys(address, name);
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&by_name);
+        self.by_name.clear(&name_key(address, name));
     }
-}
-
-/// The client address of a request (from axum's `ConnectInfo`), or
-/// `unknown` when the server was started without connection info.
-pub fn client_address(extensions: &axum::http::Extensions) -> String {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 #[cfg(test)]
@@ -98,14 +81,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_name_is_limited_after_five_failures_others_are_not() {
+    fn one_name_backs_off_after_five_failures_for_seconds_not_minutes() {
         let g = LoginGuard::default();
-        for _ in 0..MAX_PER_ADDRESS_AND_NAME {
+        for _ in 0..FREE_PER_NAME {
             assert!(g.check("1.2.3.4", "ada").is_ok());
             g.failed("1.2.3.4", "ada");
         }
         let wait = g.check("1.2.3.4", "ADA").unwrap_err();
-        assert!(wait > Duration::from_secs(14 * 60) && wait <= WINDOW);
+        assert!(wait <= MAX_WAIT_PER_NAME, "{wait:?}");
+        // Many more failures (still under the address limit): the wait stays capped.
+        for _ in 0..(FREE_PER_ADDRESS - FREE_PER_NAME - 1) {
+            g.failed("1.2.3.4", "ada");
+        }
+        assert!(g.check("1.2.3.4", "ada").unwrap_err() <= MAX_WAIT_PER_NAME);
         assert!(g.check("1.2.3.4", "bob").is_ok());
         assert!(g.check("5.6.7.8", "ada").is_ok());
     }
@@ -113,7 +101,7 @@ mod tests {
     #[test]
     fn an_address_is_limited_across_names() {
         let g = LoginGuard::default();
-        for i in 0..MAX_PER_ADDRESS {
+        for i in 0..FREE_PER_ADDRESS {
             g.failed("1.2.3.4", &format!("user{i}"));
         }
         assert!(g.check("1.2.3.4", "someone-else").is_err());
@@ -123,7 +111,7 @@ mod tests {
     #[test]
     fn success_clears_the_name_counter() {
         let g = LoginGuard::default();
-        for _ in 0..MAX_PER_ADDRESS_AND_NAME {
+        for _ in 0..FREE_PER_NAME {
             g.failed("1.2.3.4", "ada");
         }
         g.succeeded("1.2.3.4", "ada");

@@ -4,10 +4,13 @@
 //! From the rules page an admin opens one of the site's pages (on an allowed
 //! origin) with `#cobrowse-pick=TOKEN`; the snippet then loads the picker.
 //! The token is `hex(payload).hex(mac)` where the payload is
-//! `v1|site|admin|expiry|page` and the MAC is HMAC-SHA256 with a server
-//! secret kept in the `meta` table. `POST /admin/api/picker` (CORS for the
-//! site's origins) accepts only `{token, selector, action, count}`, checks
-//! the token, validates the selector and appends an enabled draft rule
+//! `v2|site|admin|expiry|credential generation|nonce|page` and the MAC is
+//! HMAC-SHA256 with a server secret kept in the `meta` table.
+//! `POST /admin/api/picker` (CORS for the site's origins) accepts only
+//! `{token, selector, action, count}`, checks the token, that its admin is
+//! still an enabled admin with the same credentials (a disabled admin's or a
+//! changed password's links are dead), validates the selector, spends the
+//! link (single use: a replay is refused) and appends an enabled draft rule
 //! "picked on PAGE", audited as `rules.pick` under the admin's name.
 
 use super::rules::parse_action;
@@ -53,6 +56,14 @@ pub enum TokenError {
     /// Past its expiry.
     #[error("the picker link has expired; open the picker again from the editor")]
     Expired,
+    /// Already used once.
+    #[error("the picker link has already been used; open the picker again from the editor")]
+    Used,
+    /// Its admin was disabled, lost the admin role or changed password.
+    #[error(
+        "the picker link is no longer valid for its admin; open the picker again from the editor"
+    )]
+    Revoked,
     /// The server secret cannot key the MAC (never expected with HMAC).
     #[error("the picker secret is unusable")]
     Key,
@@ -65,6 +76,10 @@ pub struct PickerGrant {
     pub admin: String,
     /// Unix seconds.
     pub expires: i64,
+    /// The admin's credential generation when the link was made.
+    pub generation: i64,
+    /// Random, so that every link is distinct (each is spent once).
+    pub nonce: String,
     /// The page the admin opened (for the rule's description).
     pub page: String,
 }
@@ -76,8 +91,8 @@ fn mac(secret: &[u8]) -> Result<Hmac<Sha256>, TokenError> {
 /// Sign a grant into a token.
 pub fn sign(secret: &[u8], grant: &PickerGrant) -> Result<String, TokenError> {
     let payload = format!(
-        "v1|{}|{}|{}|{}",
-        grant.site, grant.admin, grant.expires, grant.page
+        "v2|{}|{}|{}|{}|{}|{}",
+        grant.site, grant.admin, grant.expires, grant.generation, grant.nonce, grant.page
     );
     let mut m = mac(secret)?;
     m.update(payload.as_bytes());
@@ -97,17 +112,29 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
     m.update(&payload);
     m.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-    let mut parts = payload.splitn(5, '|');
-    let (Some("v1"), Some(site), Some(admin), Some(expires), Some(page)) = (
+    let mut parts = payload.splitn(7, '|');
+    let (
+        Some("v2"),
+        Some(site),
+        Some(admin),
+        Some(expires),
+        Some(generation),
+        Some(nonce),
+        Some(page),
+    ) = (
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
         parts.next(),
-    ) else {
+        parts.next(),
+        parts.next(),
+    )
+    else {
         return Err(TokenError::Malformed);
     };
     let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+    let generation: i64 = generation.parse().map_err(|_| TokenError::Malformed)?;
     if expires < now {
         return Err(TokenError::Expired);
     }
@@ -115,6 +142,8 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<PickerGrant, Token
         site: site.to_owned(),
         admin: admin.to_owned(),
         expires,
+        generation,
+        nonce: nonce.to_owned(),
         page: page.to_owned(),
     })
 }
@@ -159,10 +188,17 @@ async fn open(
             return Ok(Redirect::to(&format!("/admin/sites/{}/rules", site.key)).into_response());
         }
     };
+    let generation = admin
+        .store
+        .credential_gen(admin.user.id)
+        .await?
+        .map_or(0, |(g, _)| g);
     let grant = PickerGrant {
         site: site.key.clone(),
         admin: admin.user.name.clone(),
         expires: unix_now() + TOKEN_TTL_SECS,
+        generation,
+        nonce: crate::store::random_hex(16),
         page: page.clone(),
     };
     let token = sign(&admin.store.picker_secret().await?, &grant)
@@ -281,6 +317,22 @@ async fn api(
         Ok(g) => g,
         Err(e) => return Ok(refuse(StatusCode::FORBIDDEN, None, e.to_string())),
     };
+    // The link dies with its admin: disabled, no longer an admin, or new credentials.
+    let alive = match state.store.user_by_name(&grant.admin).await? {
+        Some(u) if u.role == crate::store::Role::Admin && !u.disabled => state
+            .store
+            .credential_gen(u.id)
+            .await?
+            .is_some_and(|(g, disabled)| !disabled && g == grant.generation),
+        _ => false,
+    };
+    if !alive {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            None,
+            TokenError::Revoked.to_string(),
+        ));
+    }
     let Some(site) = state.store.site_by_key(&grant.site).await? else {
         return Ok(refuse(
             StatusCode::NOT_FOUND,
@@ -333,6 +385,19 @@ async fn api(
             StatusCode::UNPROCESSABLE_ENTITY,
             origin,
             e.to_string(),
+        ));
+    }
+    // Single use: the first valid pick spends the link; replays are refused.
+    let mac_part = req.token.trim().rsplit('.').next().unwrap_or_default();
+    if !state
+        .store
+        .spend_picker_link(mac_part, grant.expires)
+        .await?
+    {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            origin,
+            TokenError::Used.to_string(),
         ));
     }
     let mut draft = state
@@ -393,6 +458,8 @@ mod tests {
             site: "demo".into(),
             admin: "ada".into(),
             expires,
+            generation: 3,
+            nonce: "00ff".into(),
             page: "http://127.0.0.1:8080/demo/checkout?a=1|b".into(),
         }
     }

@@ -207,7 +207,7 @@ async fn reset(
     admin
         .flash_secret(
             true,
-            format!("The password of `{name}` was reset (and any lock-out cleared). The new password is shown once below."),
+            format!("The password of `{name}` was reset (their open sessions are ended and login sessions signed out). The new password is shown once below."),
             Some(password),
         )
         .await?;
