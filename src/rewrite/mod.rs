@@ -530,7 +530,25 @@ impl Doc {
                             clear.push((id, out.len()));
                         }
                         let value = agent_attrs(e, eff, settings).remove(&name);
+                        // `type`, `autocomplete` and the password mark decide
+                        // how the live value is shown (password: fixed-length
+                        // mask; tel: card rule exempt): re-send it too.
+                        let value_shown_differently =
+                            render::affects_own_bits(&name) || name == "autocomplete";
+                        let live = (value_shown_differently && eff & E_BLOCKED == 0)
+                            .then(|| agent_value(e, eff, settings))
+                            .filter(|(v, _)| v.is_some());
                         out.push(Op::Attr { id, name, value });
+                        if let Some((v, checked)) = live {
+                            if eff & (E_MASKED | E_BLOCKED) == 0 {
+                                clear.push((id, out.len()));
+                            }
+                            out.push(Op::Value {
+                                id,
+                                value: v.unwrap_or_default(),
+                                checked,
+                            });
+                        }
                     }
                 }
                 self.resend(top, settings, out, clear);

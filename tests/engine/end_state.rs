@@ -154,3 +154,29 @@ fn a_node_moved_out_of_a_mask_shows_only_its_end_state() {
     assert!(!s.ever_sent("MOVED-TEXT"), "{:?}", s.sent);
     assert!(s.agent_json().contains("now public"));
 }
+
+#[test]
+fn a_show_password_toggle_keeps_the_field_masked_like_the_oracle() {
+    let mut s = Session::new(
+        mask(".nothing"),
+        "<div><input id=f type=text value=v></div>",
+        URL,
+    );
+    let f = s.id("#f");
+    let attr = |name: &str, value: &str| Op::Attr {
+        id: f,
+        name: name.into(),
+        value: Some(value.into()),
+    };
+    s.batch(vec![
+        attr("type", "password"),
+        attr("data-cobrowse-password", "1"),
+    ]);
+    s.batch(vec![Op::Value {
+        id: f,
+        value: "PW-SECRET".into(),
+        checked: None,
+    }]);
+    s.batch(vec![attr("type", "text")]);
+    assert!(!s.ever_sent("PW-SECRET"), "{:?}", s.sent);
+}

@@ -146,7 +146,18 @@ enum Step {
     BrokenBatch(Vec<AbstractOp>),
     /// The customer reconnects: a fresh snapshot of the same page.
     Reconnect,
+    /// A card number typed key by key into a text input no rule marks
+    /// (card index, separator index, input pick).
+    TypeCard(usize, usize, usize),
+    /// A show-password toggle: the input becomes a password field (the
+    /// snippet adds its mark), a secret is typed, it is shown as text again.
+    PasswordToggle(usize),
 }
+
+/// Luhn-valid test card numbers.
+const CARDS: &[&str] = &["4111111111111111", "5500005555555559", "378282246310005"];
+/// Separators customers and pages put between digit groups.
+const SEPARATORS: &[&str] = &["", " ", "-", ".", "\u{a0}", "\u{2009}"];
 
 fn ops_strategy() -> impl Strategy<Value = Vec<AbstractOp>> {
     prop::collection::vec((0u8..8, any::<usize>(), any::<usize>(), 0u8..6), 1..5)
@@ -160,6 +171,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => ops_strategy().prop_map(Step::LostBatch),
         1 => ops_strategy().prop_map(Step::BrokenBatch),
         1 => Just(Step::Reconnect),
+        1 => (0..CARDS.len(), 0..SEPARATORS.len(), any::<usize>())
+            .prop_map(|(c, sep, i)| Step::TypeCard(c, sep, i)),
+        1 => any::<usize>().prop_map(Step::PasswordToggle),
     ]
 }
 
@@ -461,6 +475,49 @@ fn concrete_ops(s: &mut Session, g: &mut Gen, abstract_ops: Vec<AbstractOp>) -> 
     ops
 }
 
+/// No string in `message` holds a digit run (digits at most 3 separators
+/// apart) of more than six digits: the most a card number may show.
+fn assert_no_card_prefix(message: &str) {
+    let v: serde_json::Value = serde_json::from_str(message).unwrap();
+    let mut stack = vec![&v];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(text) => {
+                let (mut digits, mut gap) = (0usize, 0usize);
+                for c in text.chars() {
+                    if c.is_ascii_digit() {
+                        digits = if gap > 3 { 1 } else { digits + 1 };
+                        gap = 0;
+                        assert!(digits <= 6, "card prefix of {digits} digits in {message}");
+                    } else if matches!(c, ' ' | '-' | '.' | '\u{a0}' | '\u{2009}' | '\u{202f}')
+                        && digits > 0
+                    {
+                        gap += 1;
+                    } else {
+                        digits = 0;
+                        gap = 0;
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+}
+
+/// Text inputs of the customer's page.
+fn text_inputs(dom: &Dom) -> Vec<NodeId> {
+    elements(dom)
+        .into_iter()
+        .filter(|&s| {
+            dom.element(s)
+                .is_some_and(|e| e.tag == "input" && e.attr("type") == Some("text"))
+        })
+        .map(|s| dom.node(s).id)
+        .collect()
+}
+
 /// The session's answer to a fault: a fresh snapshot of the page as it is.
 fn resync(s: &mut Session) {
     let root = root_node(&s.customer);
@@ -507,6 +564,52 @@ fn run(rules0: RuleSpec, nodes: Vec<NodeSpec>, steps: Vec<Step>) {
                 resync(&mut s);
             }
             Step::Reconnect => resync(&mut s),
+            Step::TypeCard(card, sep, pick) => {
+                let inputs = text_inputs(&s.customer);
+                let Some(&id) = inputs.get(pick % inputs.len().max(1)) else {
+                    continue;
+                };
+                let sep = SEPARATORS[sep];
+                let mut typed = String::new();
+                for (i, d) in CARDS[card].chars().enumerate() {
+                    if i > 0 && i % 4 == 0 {
+                        typed.push_str(sep);
+                    }
+                    typed.push(d);
+                    let out = s.batch(vec![Op::Value {
+                        id,
+                        value: typed.clone(),
+                        checked: None,
+                    }]);
+                    assert_no_card_prefix(&serde_json::to_string(&out).unwrap());
+                }
+            }
+            Step::PasswordToggle(pick) => {
+                let inputs = text_inputs(&s.customer);
+                let Some(&id) = inputs.get(pick % inputs.len().max(1)) else {
+                    continue;
+                };
+                let attr = |name: &str, value: &str| Op::Attr {
+                    id,
+                    name: name.into(),
+                    value: Some(value.into()),
+                };
+                s.batch(vec![
+                    attr("type", "password"),
+                    attr("data-cobrowse-password", "1"),
+                ]);
+                let secret = g.secret();
+                let out = s.batch(vec![Op::Value {
+                    id,
+                    value: secret.clone(),
+                    checked: None,
+                }]);
+                assert!(!serde_json::to_string(&out).unwrap().contains(&secret));
+                // shown as text again (show-password button): still masked
+                let out = s.batch(vec![attr("type", "text")]);
+                assert!(!serde_json::to_string(&out).unwrap().contains(&secret));
+                assert!(!s.agent_json().contains(&secret), "{}", s.agent_json());
+            }
             Step::Publish(spec) => {
                 let out = s.publish(build_rules(&spec));
                 assert_no_hidden_secret(&s, &serde_json::to_string(&out).unwrap());
