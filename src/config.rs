@@ -270,6 +270,7 @@ pub struct FileLimits {
     pub free_id_misses: Option<u32>,
     pub ws_idle_timeout: Option<String>,
     pub rewrite_budget_ms: Option<u64>,
+    pub max_mirror_bytes: Option<usize>,
 }
 
 /// `[queues]`: outbound queue bounds per socket.
@@ -421,6 +422,11 @@ impl Config {
                 "limits.rewrite_budget_ms",
                 fl.rewrite_budget_ms,
                 dl.rewrite_budget_ms,
+            )?,
+            max_mirror_bytes: positive(
+                "limits.max_mirror_bytes",
+                fl.max_mirror_bytes,
+                dl.max_mirror_bytes,
             )?,
         };
         let queues = QueueLimits {

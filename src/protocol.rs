@@ -367,6 +367,15 @@ pub struct Limits {
     /// fresh snapshot is over).
     #[serde(default = "default_rewrite_budget_ms")]
     pub rewrite_budget_ms: u64,
+    /// Memory budget of one session's mirror (estimated bytes): a snapshot
+    /// or batch that would take the mirror over it is refused (the session
+    /// resyncs; the customer is told the page is too large).
+    #[serde(default = "default_max_mirror_bytes")]
+    pub max_mirror_bytes: usize,
+}
+
+fn default_max_mirror_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_rewrite_budget_ms() -> u64 {
@@ -382,6 +391,7 @@ impl Default for Limits {
             max_ops: 10_000,
             max_messages_per_sec: 200,
             rewrite_budget_ms: default_rewrite_budget_ms(),
+            max_mirror_bytes: default_max_mirror_bytes(),
         }
     }
 }

@@ -150,6 +150,8 @@ struct Doc {
     deps: Deps,
     /// Ids that were password fields at some point on this page.
     sticky: FxHashSet<NodeId>,
+    /// Estimated heap bytes of the mirror (the session's memory budget).
+    bytes: usize,
     epoch: u32,
     /// Elements re-matched by incremental updates (a load-independent cost
     /// measure).
@@ -733,6 +735,110 @@ fn settle_node(n: &mut Node, id: NodeId, end: &EndContent) {
     }
 }
 
+/// Estimated heap bytes of one mirror node beyond its strings (node record,
+/// index entry, attribute map nodes).
+const NODE_OVERHEAD: usize = 192;
+
+fn over_memory(bytes: usize, limit: usize) -> RewriteError {
+    RewriteError::Limit(format!(
+        "the page is too large to co-browse: its mirror would take about {} MiB (the limit is {} MiB)",
+        bytes.div_ceil(1 << 20),
+        limit >> 20
+    ))
+}
+
+/// Estimated bytes of a wire node tree once mirrored (iterative).
+fn payload_bytes(root: &Node) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        total = total.saturating_add(NODE_OVERHEAD);
+        match n {
+            Node::Element {
+                tag, attrs, value, ..
+            } => {
+                total = total.saturating_add(tag.len() + value.as_ref().map_or(0, String::len));
+                for (k, v) in attrs {
+                    total = total.saturating_add(k.len() + v.len() + 48);
+                }
+            }
+            Node::Text { text, .. } | Node::Comment { text, .. } => {
+                total = total.saturating_add(text.len());
+            }
+            Node::Doctype { name, .. } => total = total.saturating_add(name.len()),
+            Node::Document { .. } => {}
+        }
+        stack.extend(n.children());
+    }
+    total
+}
+
+/// Estimated bytes of a mirror subtree (the same measure as
+/// [`payload_bytes`]).
+fn mirror_bytes(dom: &Dom, slot: Slot) -> usize {
+    let mut total = 0usize;
+    dom.for_each_in_subtree(slot, |s| {
+        total = total.saturating_add(NODE_OVERHEAD);
+        total = total.saturating_add(match &dom.node(s).kind {
+            Kind::Element(e) => {
+                e.tag.len()
+                    + e.value.as_ref().map_or(0, String::len)
+                    + e.attrs
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 48)
+                        .sum::<usize>()
+            }
+            Kind::Text(t) | Kind::Comment(t) | Kind::Doctype(t) => t.len(),
+            Kind::Document => 0,
+        });
+    });
+    total
+}
+
+impl Doc {
+    /// How much an op changes the mirror's estimated bytes (before it is
+    /// applied; unknown targets count 0 — the op is refused anyway).
+    fn bytes_delta(&self, op: &Op) -> isize {
+        let signed = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+        match op {
+            Op::Insert { node, .. } => signed(payload_bytes(node)),
+            Op::Remove { id } => self
+                .dom
+                .slot(*id)
+                .map_or(0, |s| -signed(mirror_bytes(&self.dom, s))),
+            Op::Attr { id, name, value } => {
+                let old = self
+                    .dom
+                    .slot(*id)
+                    .and_then(|s| self.dom.element(s))
+                    .and_then(|e| e.attr(name))
+                    .map_or(0, |v| v.len() + name.len() + 48);
+                let new = value.as_ref().map_or(0, |v| v.len() + name.len() + 48);
+                signed(new) - signed(old)
+            }
+            Op::Text { id, text } => {
+                let old = self
+                    .dom
+                    .slot(*id)
+                    .map_or(0, |s| match &self.dom.node(s).kind {
+                        Kind::Text(t) | Kind::Comment(t) => t.len(),
+                        _ => 0,
+                    });
+                signed(text.len()) - signed(old)
+            }
+            Op::Value { id, value, .. } => {
+                let old = self
+                    .dom
+                    .slot(*id)
+                    .and_then(|s| self.dom.element(s))
+                    .and_then(|e| e.value.as_ref())
+                    .map_or(0, String::len);
+                signed(value.len()) - signed(old)
+            }
+        }
+    }
+}
+
 /// The part of a URL that identifies a page for the password memory.
 fn page_key(url: &str) -> String {
     let cut = url.find(['?', '#']).unwrap_or(url.len());
@@ -892,6 +998,10 @@ impl Rewriter {
                 }
             }
         }
+        let bytes = dom.root().map_or(0, |r| mirror_bytes(&dom, r));
+        if bytes > self.limits.max_mirror_bytes {
+            return Err(over_memory(bytes, self.limits.max_mirror_bytes));
+        }
         self.sticky_memory = (page, sticky.clone());
         self.poisoned = false;
         self.doc = Some(Doc {
@@ -903,6 +1013,7 @@ impl Rewriter {
             active,
             deps,
             sticky,
+            bytes,
             epoch: 0,
             rematched: 0,
         });
@@ -934,6 +1045,11 @@ impl Rewriter {
         let mut clear = BatchLog::new();
         let touched = render::text_touch_points(&doc.dom, &ops);
         for op in ops {
+            doc.bytes = doc.bytes.saturating_add_signed(doc.bytes_delta(&op));
+            if doc.bytes > limits.max_mirror_bytes {
+                self.poisoned = true;
+                return Err(over_memory(doc.bytes, limits.max_mirror_bytes));
+            }
             if let Err(e) = doc.apply_op(&rules, &limits, op, &mut out, &mut clear) {
                 // Atomic: nothing of a failed batch is returned, and the
                 // half-applied mirror is not used again.

@@ -74,3 +74,38 @@ fn a_pathological_selector_is_refused_at_validation_with_a_message() {
         assert!(CompiledRules::compile(&rules, Default::default()).is_err());
     }
 }
+
+#[tokio::test]
+async fn a_mirror_over_its_memory_budget_is_refused_with_a_clear_error() {
+    let mut opts = TestOptions::default();
+    opts.limits.max_mirror_bytes = 256 * 1024;
+    let app = spawn_app_with(opts).await;
+    let (_id, _t, mut c, mut a) = app.active_session().await;
+    // A batch that would grow the mirror past the budget is refused whole:
+    // the session resyncs instead of holding it.
+    let rows: Vec<Value> = (0..3000)
+        .map(|i| json!({"id": 5000 + i, "type": "element", "tag": "i"}))
+        .collect();
+    c.send(
+        json!({"t": "mutations", "ops": [{"op": "insert", "parent": 4, "before": null,
+        "node": {"id": 4999, "type": "element", "tag": "div", "children": rows}}]}),
+    )
+    .await;
+    let e = c.recv_type("error").await;
+    assert_eq!(e["code"], "rewrite");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large to co-browse"),
+        "{e}"
+    );
+    a.recv_type("resync").await;
+    // A snapshot over the budget is refused the same way; a small one is fine.
+    c.send(heavy_snapshot(3000)).await;
+    let e = c.recv_type("error").await;
+    assert!(e["message"].as_str().unwrap().contains("MiB"), "{e}");
+    c.send(sample_snapshot("small page")).await;
+    let snap = a.recv_type("snapshot").await;
+    assert!(snap.to_string().contains("small page"));
+}
