@@ -145,6 +145,38 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
 }
 
 impl TestApp {
+    /// Save `rules` + `settings` as the demo site's draft, publish it and
+    /// push it to live sessions (as the editor's publish does).
+    pub async fn publish_demo_rules(
+        &self,
+        rules: &[(&str, cobrowse::rules::Action, Option<&str>)],
+        settings: cobrowse::rules::SiteSettings,
+    ) {
+        let site = self.state.store.site_by_key("demo").await.unwrap().unwrap();
+        let rules: Vec<cobrowse::rules::Rule> = rules
+            .iter()
+            .map(|(selector, action, url)| cobrowse::rules::Rule {
+                selector: (*selector).into(),
+                action: *action,
+                url: url.map(str::to_string),
+                description: String::new(),
+                enabled: true,
+            })
+            .collect();
+        self.state
+            .store
+            .save_draft(site.id, &rules, settings, "test")
+            .await
+            .unwrap();
+        self.state
+            .store
+            .publish_draft(site.id, "test", "test rules")
+            .await
+            .unwrap();
+        let compiled = self.state.registry.rules_for(site.id).await.unwrap();
+        self.state.registry.publish_rules(site.id, compiled).await;
+    }
+
     /// `base` + path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

@@ -4,8 +4,8 @@
 //! session resumes only from a fresh snapshot with a new epoch. Also SPA
 //! navigation (`navigate`) switching URL-scoped rules at once.
 
-use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestApp, TestOptions, SOON};
-use cobrowse::rules::{Action, Rule};
+use crate::common::{sample_snapshot, spawn_app, spawn_app_with, TestOptions, SOON};
+use cobrowse::rules::Action;
 use serde_json::{json, Value};
 
 /// `sample_snapshot` with an epoch.
@@ -26,23 +26,6 @@ fn document_frames(seen: &[Value]) -> String {
         .map(Value::to_string)
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Publish `rules` for the demo site and push them to live sessions.
-async fn publish(app: &TestApp, rules: Vec<Rule>) {
-    let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
-    app.state
-        .store
-        .save_draft(site.id, &rules, Default::default(), "test")
-        .await
-        .unwrap();
-    app.state
-        .store
-        .publish_draft(site.id, "test", "test rules")
-        .await
-        .unwrap();
-    let compiled = app.state.registry.rules_for(site.id).await.unwrap();
-    app.state.registry.publish_rules(site.id, compiled).await;
 }
 
 #[tokio::test]
@@ -201,15 +184,9 @@ async fn a_reconnected_customer_is_not_trusted_before_its_snapshot() {
 #[tokio::test]
 async fn spa_navigation_switches_url_scoped_rules_at_once() {
     let app = spawn_app().await;
-    publish(
-        &app,
-        vec![Rule {
-            selector: "p".into(),
-            action: Action::Mask,
-            url: Some("/account/*".into()),
-            description: String::new(),
-            enabled: true,
-        }],
+    app.publish_demo_rules(
+        &[("p", Action::Mask, Some("/account/*"))],
+        Default::default(),
     )
     .await;
     let (_id, _t, mut c, mut a) = app.active_session().await;

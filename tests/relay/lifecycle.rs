@@ -442,26 +442,11 @@ async fn server_shutdown_notifies_both_sides_and_writes_history() {
 async fn rule_publish_reaches_live_sessions() {
     let app = spawn_app().await;
     let (_id, _t, mut c, _a) = app.active_session().await;
-    let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
-    let rules = vec![cobrowse::rules::Rule {
-        selector: ".secret".into(),
-        action: cobrowse::rules::Action::Block,
-        url: None,
-        description: String::new(),
-        enabled: true,
-    }];
-    app.state
-        .store
-        .save_draft(site.id, &rules, Default::default(), "test")
-        .await
-        .unwrap();
-    app.state
-        .store
-        .publish_draft(site.id, "test", "block secrets")
-        .await
-        .unwrap();
-    let compiled = app.state.registry.rules_for(site.id).await.unwrap();
-    app.state.registry.publish_rules(site.id, compiled).await;
+    app.publish_demo_rules(
+        &[(".secret", cobrowse::rules::Action::Block, None)],
+        Default::default(),
+    )
+    .await;
     let cue = c
         .recv_until(|m| m["t"] == "rules" && m["block"][0] == ".secret", SOON)
         .await;

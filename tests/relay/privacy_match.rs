@@ -5,32 +5,13 @@
 //! the leak it closes: a value the rules mask must never reach the agent.
 
 use crate::common::{TestApp, WsClient, SOON};
-use cobrowse::rules::{Action, Rule};
+use cobrowse::rules::Action;
 use serde_json::{json, Value};
 
 /// Publish `rules` for the demo site (before any session starts).
 async fn publish(app: &TestApp, rules: &[(&str, Action)]) {
-    let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
-    let rules: Vec<Rule> = rules
-        .iter()
-        .map(|(s, a)| Rule {
-            selector: (*s).into(),
-            action: *a,
-            url: None,
-            description: String::new(),
-            enabled: true,
-        })
-        .collect();
-    app.state
-        .store
-        .save_draft(site.id, &rules, Default::default(), "test")
-        .await
-        .unwrap();
-    app.state
-        .store
-        .publish_draft(site.id, "test", "test rules")
-        .await
-        .unwrap();
+    let rules: Vec<_> = rules.iter().map(|&(s, a)| (s, a, None)).collect();
+    app.publish_demo_rules(&rules, Default::default()).await;
 }
 
 /// A snapshot frame whose `<body>` (id 4) holds `body`; with or without

@@ -5,34 +5,13 @@
 
 use crate::common::spawn_app;
 use crate::common::{sample_snapshot, TestApp, WsClient, SOON};
-use cobrowse::rules::{Action, PrivacyLevel, Rule, SiteSettings};
+use cobrowse::rules::{Action, PrivacyLevel, SiteSettings};
 use serde_json::{json, Value};
 
 /// Publish `rules` + `settings` for the demo site before any session.
 async fn publish(app: &TestApp, rules: &[(&str, Action)], settings: SiteSettings) {
-    let site = app.state.store.site_by_key("demo").await.unwrap().unwrap();
-    let rules: Vec<Rule> = rules
-        .iter()
-        .map(|(s, a)| Rule {
-            selector: (*s).into(),
-            action: *a,
-            url: None,
-            description: String::new(),
-            enabled: true,
-        })
-        .collect();
-    app.state
-        .store
-        .save_draft(site.id, &rules, settings, "test")
-        .await
-        .unwrap();
-    app.state
-        .store
-        .publish_draft(site.id, "test", "privacy test")
-        .await
-        .unwrap();
-    let compiled = app.state.registry.rules_for(site.id).await.unwrap();
-    app.state.registry.publish_rules(site.id, compiled).await;
+    let rules: Vec<_> = rules.iter().map(|&(s, a)| (s, a, None)).collect();
+    app.publish_demo_rules(&rules, settings).await;
 }
 
 /// A session whose first snapshot is `body` (children of `<body>`, id 4)
