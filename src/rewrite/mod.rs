@@ -609,6 +609,22 @@ impl Doc {
 }
 
 impl Doc {
+    /// Put the rules `active` (indexes into `rules`) in force and re-match
+    /// the whole document; returns the topmost elements whose state changed.
+    fn switch_rules(&mut self, rules: &CompiledRules, active: Vec<usize>) -> Vec<Slot> {
+        self.active_mask = rules.active_mask(&active);
+        self.deps = rules.deps(&active);
+        self.active = active;
+        self.begin();
+        self.update(
+            rules,
+            Dirty {
+                full: true,
+                ..Dirty::default()
+            },
+        )
+    }
+
     /// End-state masking (see the module doc): bring every clear emission
     /// in `out` to the end state of its node.
     fn settle_to_end_state(&self, out: &mut [Op], clear: &BatchLog, settings: &SiteSettings) {
@@ -1082,17 +1098,7 @@ impl Rewriter {
         doc.title = title;
         let mut out = Vec::new();
         if active != doc.active {
-            doc.active_mask = rules.active_mask(&active);
-            doc.deps = rules.deps(&active);
-            doc.active = active;
-            doc.begin();
-            let top = doc.update(
-                &rules,
-                Dirty {
-                    full: true,
-                    ..Dirty::default()
-                },
-            );
+            let top = doc.switch_rules(&rules, active);
             doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
         }
         let (url, title) = agent_page(&doc.url, &doc.title, &rules.settings);
@@ -1107,17 +1113,8 @@ impl Rewriter {
         let Some(doc) = self.doc.as_mut() else {
             return Vec::new();
         };
-        doc.active = rules.active(&doc.url);
-        doc.active_mask = rules.active_mask(&doc.active);
-        doc.deps = rules.deps(&doc.active);
-        doc.begin();
-        let top = doc.update(
-            &rules,
-            Dirty {
-                full: true,
-                ..Dirty::default()
-            },
-        );
+        let active = rules.active(&doc.url);
+        let top = doc.switch_rules(&rules, active);
         if old.settings.detectors != rules.settings.detectors {
             let pre = doc.root_children();
             return doc.resync(&pre, &rules.settings);
