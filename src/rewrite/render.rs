@@ -513,6 +513,11 @@ pub fn safe_url(v: &str, image: bool) -> Option<&str> {
         .filter(|c| !c.is_ascii_control() && *c != ' ')
         .collect::<String>()
         .to_ascii_lowercase();
+    let head = &cleaned[..cleaned.find(['/', '?', '#']).unwrap_or(cleaned.len())];
+    if head.contains(['&', '\\']) {
+        // an entity or escape where the scheme would be
+        return None;
+    }
     let Some(colon) = cleaned.find(':') else {
         return Some(v);
     };
@@ -565,10 +570,19 @@ fn inert_attr(e: &ElementData, lname: &str, v: &str) -> Option<String> {
         "http-equiv" | "ping" | "target" | "formtarget" | "imagesrcset" | "sandbox" | "allow"
         | "attributename" | "is" => return None,
         "style" => return Some(inert_style(v)),
+        "content" if e.is_html("meta") => {
+            let l: String = v
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let scripty = l.contains("url=") || l.contains("script:");
+            return (!scripty).then(|| v.to_string());
+        }
         "srcset" => {
             let ok = v.split(',').all(|c| {
                 let u = c.split_ascii_whitespace().next().unwrap_or("");
-                safe_url(u, true).is_some()
+                safe_url(u, true).is_some() && safe_url(c, true).is_some()
             });
             return ok.then(|| v.to_string());
         }
