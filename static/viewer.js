@@ -471,12 +471,55 @@
   // Only while in pointer mode: the agent cannot type, so do not show a caret.
   var POINTER_MODE_CSS = 'input,textarea,select{caret-color:transparent !important}';
   var ourStyle = null;
+  // The replica's own policy (it also inherits the viewer page's): nothing
+  // but this server, no script.
+  var REPLICA_CSP = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self'";
+
+
+  // Clobber-proof DOM access (issue 8): the replica holds customer markup, and
+  // `<img name=createElement>`, `<form id=body>` or `<input name=setAttribute>`
+  // shadow properties of the document and of forms. The viewer only calls the
+  // prototype methods and getters it saved here, never a property looked up by
+  // name on a replica node.
+  var P = (function () {
+    var D = Document.prototype, N = Node.prototype, E = Element.prototype;
+    function getter(proto, name) {
+      var d = Object.getOwnPropertyDescriptor(proto, name);
+      return d && d.get;
+    }
+    var g = {
+      head: getter(D, 'head'), documentElement: getter(D, 'documentElement'),
+      implementation: getter(D, 'implementation'), activeElement: getter(D, 'activeElement'),
+      firstChild: getter(N, 'firstChild'), nextSibling: getter(N, 'nextSibling'), parentNode: getter(N, 'parentNode'), nodeType: getter(N, 'nodeType')
+    };
+    var createDT = DOMImplementation.prototype.createDocumentType;
+    return {
+      el: function (d, tag) { return D.createElement.call(d, tag); },
+      elNS: function (d, ns, tag) { return D.createElementNS.call(d, ns, tag); },
+      text: function (d, t) { return D.createTextNode.call(d, t); },
+      comment: function (d, t) { return D.createComment.call(d, t); },
+      doctype: function (d, name) { return createDT.call(g.implementation.call(d), name, '', ''); },
+      head: function (d) { return g.head.call(d); },
+      root: function (d) { return g.documentElement.call(d); },
+      active: function (d) { return g.activeElement.call(d); },
+      first: function (n) { return g.firstChild.call(n); },
+      next: function (n) { return g.nextSibling.call(n); },
+      parent: function (n) { return g.parentNode.call(n); },
+      type: function (n) { return g.nodeType.call(n); },
+      append: function (p, c) { return N.appendChild.call(p, c); },
+      before: function (p, c, b) { return N.insertBefore.call(p, c, b); },
+      remove: function (p, c) { return N.removeChild.call(p, c); },
+      set: function (n, k, v) { return E.setAttribute.call(n, k, v); },
+      setNS: function (n, ns, k, v) { return E.setAttributeNS.call(n, ns, k, v); },
+      unset: function (n, k) { return E.removeAttribute.call(n, k); }
+    };
+  })();
 
   function clearReplica() {
     idToNode = new Map();
     nodeToId = new WeakMap();
     if (!doc) return;
-    while (doc.firstChild) doc.removeChild(doc.firstChild);
+    while (P.first(doc)) P.remove(doc, P.first(doc));
   }
 
   function setStage(msg) {
@@ -504,8 +547,8 @@
     el.resyncVeil.hidden = false;
     el.frameBox.setAttribute('aria-busy', 'true');
     try {
-      var a = doc && doc.activeElement;
-      if (a && a !== doc.body && typeof a.blur === 'function') a.blur();
+      var a = doc && P.active(doc);
+      if (a && a !== P.root(doc)) HTMLElement.prototype.blur.call(a);
     } catch (_) { /* nothing focused */ }
   }
 
@@ -527,7 +570,7 @@
     var lower = String(name).toLowerCase();
     if (lower.indexOf('on') === 0 || lower === 'srcdoc') return;
     if (URL_ATTRS[lower] && isScriptUrl(value)) {
-      node.removeAttribute(name);
+      P.unset(node, name);
       return;
     }
     if (tag === 'meta' && lower === 'http-equiv') return;
@@ -536,9 +579,9 @@
     if ((tag === 'object' || tag === 'embed') && (lower === 'data' || lower === 'src')) return;
     if (tag === 'link' && lower === 'rel' && !/^\s*(stylesheet|icon|shortcut icon)\s*$/i.test(value)) return;
     try {
-      if (lower.indexOf('xlink:') === 0) node.setAttributeNS(XLINK, name, value);
-      else if (lower.indexOf('xml:') === 0) node.setAttributeNS(XML_NS, name, value);
-      else node.setAttribute(name, value);
+      if (lower.indexOf('xlink:') === 0) P.setNS(node, XLINK, name, value);
+      else if (lower.indexOf('xml:') === 0) P.setNS(node, XML_NS, name, value);
+      else P.set(node, name, value);
     } catch (_) { /* invalid attribute name from the page: skip it */ }
   }
 
@@ -554,7 +597,7 @@
       var n = stack.pop();
       var id = nodeToId.get(n);
       if (id !== undefined && idToNode.get(id) === n) idToNode.delete(id);
-      for (var c = n.firstChild; c; c = c.nextSibling) stack.push(c);
+      for (var c = P.first(n); c; c = P.next(c)) stack.push(c);
     }
   }
 
@@ -575,13 +618,13 @@
     var node;
     switch (spec.type) {
       case 'text':
-        node = doc.createTextNode(String(spec.text || ''));
+        node = P.text(doc, String(spec.text || ''));
         break;
       case 'comment':
-        node = doc.createComment(String(spec.text || ''));
+        node = P.comment(doc, String(spec.text || ''));
         break;
       case 'doctype':
-        node = doc.implementation.createDocumentType(String(spec.name || 'html') || 'html', '', '');
+        node = P.doctype(doc, String(spec.name || 'html') || 'html');
         break;
       case 'element': {
         var tag = String(spec.tag || 'div');
@@ -589,15 +632,15 @@
         var lower = tag.toLowerCase();
         if (!ns && (lower === 'script' || lower === 'noscript')) return null;
         try {
-          node = ns ? doc.createElementNS(ns, tag) : doc.createElement(lower);
+          node = ns ? P.elNS(doc, ns, tag) : P.el(doc, lower);
         } catch (_) {
-          node = doc.createElement('span');
+          node = P.el(doc, 'span');
         }
         var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : {};
         Object.keys(attrs).forEach(function (name) {
           setAttr(node, name, String(attrs[name]), lower);
         });
-        if (lower === 'iframe' || lower === 'frame') node.setAttribute('sandbox', '');
+        if (lower === 'iframe' || lower === 'frame') P.set(node, 'sandbox', '');
         register(node, spec.id);
         appendChildren(node, spec.children);
         setFormState(node, spec);
@@ -616,18 +659,24 @@
       var c = build(children[i]);
       if (!c) continue;
       try {
-        parent.appendChild(c);
+        P.append(parent, c);
       } catch (_) { /* a node kind this parent cannot hold */ }
     }
   }
 
   /** Our own style element in the replica (never part of the customer's document). */
   function injectStyle() {
-    if (!doc || !doc.documentElement) return;
-    ourStyle = doc.createElement('style');
+    if (!doc || !P.root(doc)) return;
+    ourStyle = P.el(doc, 'style');
     ours.add(ourStyle);
     updateModeStyle();
-    (doc.head || doc.documentElement).appendChild(ourStyle);
+    var head = P.head(doc) || P.root(doc);
+    var csp = P.el(doc, 'meta');
+    ours.add(csp);
+    P.set(csp, 'http-equiv', 'Content-Security-Policy');
+    P.set(csp, 'content', REPLICA_CSP);
+    P.before(head, csp, P.first(head));
+    P.append(head, ourStyle);
   }
 
   function updateModeStyle() {
@@ -642,7 +691,7 @@
     }
     register(doc, m.root.id);
     appendChildren(doc, m.root.children);
-    if (!doc.documentElement) doc.appendChild(doc.createElement('html'));
+    if (!P.root(doc)) P.append(doc, P.el(doc, 'html'));
     injectStyle();
     if (m.viewport) setViewport(m.viewport.w, m.viewport.h);
     appliedScroll = { x: 0, y: 0 };
@@ -660,7 +709,7 @@
         log('op failed', ops[i] && ops[i].op, e);
       }
     }
-    if (doc && doc.documentElement && (!ourStyle || !ourStyle.isConnected)) injectStyle();
+    if (doc && P.root(doc) && (!ourStyle || !ourStyle.isConnected)) injectStyle();
     placePointer();
   }
 
@@ -671,31 +720,31 @@
         var parent = idToNode.get(op.parent);
         if (!parent) return;
         var before = op.before === null || op.before === undefined ? null : idToNode.get(op.before) || null;
-        if (before && before.parentNode !== parent) before = null;
+        if (before && P.parent(before) !== parent) before = null;
         var built = build(op.node);
-        if (built) parent.insertBefore(built, before);
+        if (built) P.before(parent, built, before);
         return;
       }
       case 'remove':
         node = idToNode.get(op.id);
         if (!node) return;
         forget(node);
-        if (node.parentNode) node.parentNode.removeChild(node);
+        if (P.parent(node)) P.remove(P.parent(node), node);
         return;
       case 'attr':
         node = idToNode.get(op.id);
-        if (!node || node.nodeType !== 1) return;
-        if (op.value === null || op.value === undefined) node.removeAttribute(op.name);
+        if (!node || P.type(node) !== 1) return;
+        if (op.value === null || op.value === undefined) P.unset(node, op.name);
         else setAttr(node, op.name, String(op.value), node.localName);
         return;
       case 'text':
         node = idToNode.get(op.id);
-        if (node && (node.nodeType === 3 || node.nodeType === 8)) node.data = String(op.text);
+        if (node && (P.type(node) === 3 || P.type(node) === 8)) node.data = String(op.text);
         return;
       case 'value':
         node = idToNode.get(op.id);
-        if (!node || node.nodeType !== 1) return;
-        if (node === doc.activeElement && Date.now() - (lastLocalInput.get(op.id) || 0) < 1500) return;
+        if (!node || P.type(node) !== 1) return;
+        if (node === P.active(doc) && Date.now() - (lastLocalInput.get(op.id) || 0) < 1500) return;
         setFormState(node, op);
         return;
       default:

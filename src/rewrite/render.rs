@@ -21,6 +21,11 @@
 //! HTML is not rewritten), `on*` handlers and customer attributes named
 //! `data-cobrowse-*` (markers are ours). Attribute names are compared
 //! ASCII case-insensitively.
+//!
+//! The output is inert by itself (see [`is_dropped`], [`safe_url`]): no
+//! script elements or text, no `javascript:`/`vbscript:` or non-image
+//! `data:` URLs, no `http-equiv`, no `<object>`/`<embed>`/`<base>`, frames
+//! only as sandboxed placeholder boxes.
 
 use crate::dom::select::Matcher;
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
@@ -261,6 +266,10 @@ pub fn own_bits(
     if is_kept(e) {
         bits |= O_KEEP;
     }
+    if is_dropped(e) {
+        // no content and no working attributes, whatever the rules
+        bits |= O_BLOCK;
+    }
     bits | edit_bits(e)
 }
 
@@ -431,6 +440,169 @@ fn is_forbidden(lname: &str) -> bool {
     lname.starts_with("data-cobrowse-") || lname == "srcdoc" || is_event_handler(lname)
 }
 
+/// The tag the agent gets for an element it must not have in working form
+/// (see [`is_dropped`]): an unknown, attribute-less, empty element.
+pub const DROPPED_TAG: &str = "cobrowse-dropped";
+
+/// Elements never sent in working form, in any namespace and any case:
+/// script, plugins, `<base>`, and SVG animation elements (which can set a
+/// `javascript:` `href`). They reach the agent as an empty
+/// [`DROPPED_TAG`] with only `hidden`, and nothing under them.
+pub fn is_dropped(e: &ElementData) -> bool {
+    let t = e.tag.to_ascii_lowercase();
+    match e.ns {
+        Ns::Svg => matches!(
+            t.as_str(),
+            "script"
+                | "set"
+                | "animate"
+                | "animatemotion"
+                | "animatetransform"
+                | "animatecolor"
+                | "discard"
+                | "handler"
+                | "listener"
+        ),
+        Ns::Html => matches!(
+            t.as_str(),
+            "script" | "object" | "embed" | "applet" | "base" | "portal" | "param"
+        ),
+        _ => t == "script",
+    }
+}
+
+/// Nested frames: sent as empty placeholder boxes (layout attributes and
+/// an inert `style` only, never a `src`) with `sandbox` forced empty.
+pub fn is_frame(e: &ElementData) -> bool {
+    e.ns == Ns::Html && matches!(e.tag.as_str(), "iframe" | "frame" | "fencedframe")
+}
+
+/// URL-bearing attributes (by lower-cased name); `true` when the browser
+/// fetches it as an image (so `data:image/...` may stay).
+fn url_attr(lname: &str) -> Option<bool> {
+    match lname {
+        "src" | "poster" | "background" | "lowsrc" | "dynsrc" => Some(true),
+        "href" | "xlink:href" => Some(true),
+        "action" | "formaction" | "data" | "cite" | "longdesc" | "usemap" | "manifest"
+        | "codebase" | "icon" | "profile" | "classid" | "archive" | "xml:base" => Some(false),
+        _ => None,
+    }
+}
+
+/// Image types a `data:` URL may carry (never SVG: it is a document).
+const DATA_IMAGES: &[&str] = &[
+    "image/png",
+    "image/gif",
+    "image/jpeg",
+    "image/jpg",
+    "image/webp",
+    "image/avif",
+    "image/bmp",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+];
+
+/// A URL as the agent may get it, or `None` to drop it: no scheme
+/// (relative), `http`, `https`, `mailto`, `tel`, or (where `image`) a
+/// `data:` URL of a raster image type. The scheme is read the way a
+/// browser does (ASCII whitespace and control characters removed, any
+/// case); anything odd in it (`&`, `%`, entities) means dropped.
+pub fn safe_url(v: &str, image: bool) -> Option<&str> {
+    let cleaned: String = v
+        .chars()
+        .filter(|c| !c.is_ascii_control() && *c != ' ')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let head = &cleaned[..cleaned.find(['/', '?', '#']).unwrap_or(cleaned.len())];
+    if head.contains(['&', '\\']) {
+        // an entity or escape where the scheme would be
+        return None;
+    }
+    let Some(colon) = cleaned.find(':') else {
+        return Some(v);
+    };
+    let before = &cleaned[..colon];
+    if before.contains(['/', '?', '#']) {
+        // a relative path with a colon later on
+        return Some(v);
+    }
+    match before {
+        "http" | "https" | "mailto" | "tel" => Some(v),
+        "data" if image => {
+            let rest = &cleaned[colon + 1..];
+            let mime = rest.split([';', ',']).next().unwrap_or("");
+            DATA_IMAGES.contains(&mime).then_some(v)
+        }
+        _ => None,
+    }
+}
+
+/// Script-ish CSS in a declaration (old engines ran these).
+fn css_is_scripty(decl: &str) -> bool {
+    let l: String = decl
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control() && *c != '\\')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    l.contains("javascript:")
+        || l.contains("vbscript:")
+        || l.contains("expression(")
+        || l.contains("behavior:")
+        || l.contains("-moz-binding")
+}
+
+/// The `style` of an unrestricted element without script-ish declarations.
+fn inert_style(style: &str) -> String {
+    if !css_is_scripty(style) {
+        return style.to_string();
+    }
+    style
+        .split(';')
+        .filter(|d| !css_is_scripty(d))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An attribute of an unrestricted element made inert: `None` drops it.
+fn inert_attr(e: &ElementData, lname: &str, v: &str) -> Option<String> {
+    match lname {
+        "http-equiv" | "ping" | "target" | "formtarget" | "imagesrcset" | "sandbox" | "allow"
+        | "attributename" | "is" => return None,
+        "style" => return Some(inert_style(v)),
+        "content" if e.is_html("meta") => {
+            let l: String = v
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let scripty = l.contains("url=") || l.contains("script:");
+            return (!scripty).then(|| v.to_string());
+        }
+        "srcset" => {
+            let ok = v.split(',').all(|c| {
+                let u = c.split_ascii_whitespace().next().unwrap_or("");
+                safe_url(u, true).is_some() && safe_url(c, true).is_some()
+            });
+            return ok.then(|| v.to_string());
+        }
+        "rel" if e.is_html("link") => {
+            let sheet = v
+                .split_ascii_whitespace()
+                .any(|t| t.eq_ignore_ascii_case("stylesheet"));
+            return sheet.then(|| "stylesheet".to_string());
+        }
+        _ => {}
+    }
+    if lname.starts_with("xmlns") {
+        return None;
+    }
+    match url_attr(lname) {
+        Some(image) => safe_url(v, image).map(str::to_string),
+        None => Some(v.to_string()),
+    }
+}
+
 /// Keep only the layout declarations of a `style` attribute: properties in
 /// the layout list, and values without strings, escapes, comments,
 /// `url()`, `image`, `var()`, `attr()`, `env()` or custom properties.
@@ -476,10 +648,17 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
     let disabled = eff & E_DISABLED != 0;
     let blocked = eff & E_BLOCKED != 0;
     let masked = eff & E_MASKED != 0;
+    if is_dropped(e) {
+        out.insert("hidden".into(), String::new());
+        return out;
+    }
     for (k, v) in &e.attrs {
         let lname = k.to_ascii_lowercase();
         let l = lname.as_str();
         if is_forbidden(l) {
+            continue;
+        }
+        if is_frame(e) && !LAYOUT_ATTRS.contains(&l) && l != "style" {
             continue;
         }
         let value = if blocked || masked {
@@ -501,9 +680,15 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
         } else if l == "value" && is_free_text(e) {
             redact_value(v, d).into_owned()
         } else {
-            redact(v, d).into_owned()
+            let Some(v) = inert_attr(e, l, v) else {
+                continue;
+            };
+            redact(&v, d).into_owned()
         };
         out.insert(k.clone(), value);
+    }
+    if is_frame(e) {
+        out.insert("sandbox".into(), String::new());
     }
     if blocked {
         out.insert(MARK_BLOCKED.into(), String::new());
@@ -933,9 +1118,14 @@ fn render_visible(dom: &Dom, slot: Slot, settings: &SiteSettings, clear: &mut Cl
                     .map(|c| render_visible(dom, c, settings, clear))
                     .collect()
             };
+            let tag = if is_dropped(e) {
+                DROPPED_TAG.to_string()
+            } else {
+                e.tag.clone()
+            };
             Node::Element {
                 id,
-                tag: e.tag.clone(),
+                tag,
                 ns: e.ns.wire().map(str::to_string),
                 attrs: agent_attrs(e, eff, settings),
                 children,

@@ -7,5 +7,6 @@
 pub mod browser;
 mod flows;
 mod privacy;
+mod sealed;
 mod selectors;
 pub mod stage;

@@ -5,6 +5,7 @@ mod backpressure;
 mod bad_input;
 mod budgets;
 mod fail_closed;
+mod inert;
 mod lifecycle;
 mod privacy_match;
 mod privacy_render;
