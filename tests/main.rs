@@ -7,4 +7,5 @@ mod api;
 mod common;
 mod e2e;
 mod engine;
+mod fuzz;
 mod relay;

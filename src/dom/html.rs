@@ -407,7 +407,7 @@ pub fn to_html(node: &Node, strip_scripts: bool) -> String {
                 children,
                 ..
             } => {
-                if strip && ns.is_none() && tag == "script" {
+                if strip && tag.eq_ignore_ascii_case("script") {
                     continue;
                 }
                 out.push('<');
