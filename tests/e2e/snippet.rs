@@ -73,14 +73,17 @@ async fn a_rollback_that_lifts_a_mask_shows_the_agent_the_clear_values_typed_und
         .await
         .unwrap();
     for (id, typed) in [("name", NAME), ("notes", NOTES)] {
-        wait_for!(format!("#{id} in clear in the replica after the rollback"), {
-            let v = replica_value(&s, id).await?;
-            if v == typed {
-                Ok(())
-            } else {
-                Err(v)
+        wait_for!(
+            format!("#{id} in clear in the replica after the rollback"),
+            {
+                let v = replica_value(&s, id).await?;
+                if v == typed {
+                    Ok(())
+                } else {
+                    Err(v)
+                }
             }
-        });
+        );
     }
     // The lifted fields follow further typing in clear too.
     s.customer_types("#name", "\u{E010} Jr").await; // End, then more text
@@ -185,7 +188,9 @@ async fn values_checked_and_selection_set_by_script_without_events_reach_the_age
         if checked && country == want {
             Ok(())
         } else {
-            Err(format!("checked={checked} country={country:?}, want {want:?}"))
+            Err(format!(
+                "checked={checked} country={country:?}, want {want:?}"
+            ))
         }
     });
     s.finish().await;
