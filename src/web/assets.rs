@@ -10,7 +10,7 @@
 //! its `ETag` (a `304` when unchanged). Everything else is `no-cache` with a
 //! validator (always revalidated, rarely downloaded again).
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,8 +40,8 @@ struct Asset {
     content_type: &'static str,
     identity: &'static [u8],
     /// Only kept when smaller than the identity body.
-    gzip: Option<Vec<u8>>,
-    br: Option<Vec<u8>>,
+    gzip: Option<Bytes>,
+    br: Option<Bytes>,
     /// Hex of the first 8 bytes of the SHA-256 of the identity body.
     hash: String,
 }
@@ -49,7 +49,7 @@ struct Asset {
 impl Asset {
     fn new(content_type: &'static str, body: &'static [u8]) -> Asset {
         let hash = hex::encode(&Sha256::digest(body)[..8]);
-        let smaller = |c: Option<Vec<u8>>| c.filter(|c| c.len() < body.len());
+        let smaller = |c: Option<Vec<u8>>| c.filter(|c| c.len() < body.len()).map(Bytes::from);
         Asset {
             content_type,
             identity: body,
