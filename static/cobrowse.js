@@ -222,6 +222,27 @@
     return false;
   }
 
+  /**
+   * After a new `rules` cue: the form fields that were masked at the source
+   * (sent as dots) and that no rule masks or blocks any more (a publish or
+   * rollback lifted the mask). They leave `everMasked`, so the server gets
+   * their clear value again and can show it if its rules allow. Password and
+   * detector-masked (card) fields are not touched: their own memory keeps
+   * them masked for the page's life.
+   */
+  function liftedMasks() {
+    var out = [];
+    var list = D.querySelectorAll('input, textarea, select');
+    for (var i = 0; i < list.length; i++) {
+      var el = list[i];
+      if (!everMasked.has(el)) continue;
+      if (closestRule(el, 'mask') || closestRule(el, 'block')) continue;
+      everMasked.delete(el);
+      out.push(el);
+    }
+    return out;
+  }
+
   function isDisabled(el) {
     return !!(closestRule(el, 'disable') || closestRule(el, 'block'));
   }
@@ -359,6 +380,10 @@
   var sentKids = new Map(); // id -> [child ids] as the server knows them
   var nextId = 1;
   var host = null; // the widget's shadow host, never serialised
+  // Form controls the server knows, and the live state (fieldState) each had
+  // when its value was last sent: the field poll diffs against it.
+  var controls = new Set();
+  var lastSent = new WeakMap();
 
   /**
    * The node's id: a node keeps its id across re-snapshots of this page
@@ -385,7 +410,10 @@
     while (stack.length) {
       var cur = stack.pop();
       var n = idToNode.get(cur);
-      if (n && nodeIds.get(n) === cur) nodeIds.delete(n);
+      if (n && nodeIds.get(n) === cur) {
+        nodeIds.delete(n);
+        controls.delete(n);
+      }
       idToNode.delete(cur);
       var kids = sentKids.get(cur);
       if (kids) {
@@ -399,6 +427,7 @@
   function resetIds() {
     idToNode = new Map();
     sentKids = new Map();
+    controls = new Set();
   }
 
   function skipNode(n) {
@@ -504,10 +533,26 @@
     if (tag === 'input') {
       var type = (el.type || '').toLowerCase();
       if (type === 'checkbox' || type === 'radio') node.checked = !!el.checked;
-      if (type !== 'file') node.value = fieldValue(el);
+      if (type !== 'file') {
+        node.value = fieldValue(el);
+        noteSent(el);
+      }
     } else if (tag === 'textarea' || tag === 'select') {
       node.value = fieldValue(el);
+      noteSent(el);
     }
+  }
+
+  /** A form control's live state as the page sees it (value, checked, selection). */
+  function fieldState(el) {
+    if (el.localName === 'select') return el.selectedIndex + ':' + el.value;
+    return (el.checked ? '1:' : '0:') + el.value;
+  }
+
+  /** The server now has this control's current state. */
+  function noteSent(el) {
+    controls.add(el);
+    lastSent.set(el, fieldState(el));
   }
 
   function serKids(n, id) {
@@ -798,6 +843,7 @@
     observer.observe(D, {
       childList: true, subtree: true, attributes: true, characterData: true
     });
+    pollTimer = setInterval(guard(pollFields), POLL_MS);
   }
 
   function stopObserving() {
@@ -805,12 +851,68 @@
       observer.disconnect();
       observer = null;
     }
+    if (pollTimer) {
+      clearInterval(pollTimer);
+      pollTimer = null;
+    }
+  }
+
+  // ------------------------------------ observe: values set by page script
+  //
+  // `input.value = ''`, `.checked = …`, `select.selectedIndex = …` fire no
+  // event and change no attribute. While a session is live, every POLL_MS the
+  // snippet compares the live state of the form controls the server knows
+  // with what it last sent, and sends `value` ops for the ones that differ.
+  // The cost is one property read per control, not a walk of the document.
+
+  var POLL_MS = 120;
+  var pollTimer = null;
+
+  function pollFields() {
+    if (!live) return;
+    var changed = [];
+    controls.forEach(function (el) {
+      if (lastSent.get(el) !== fieldState(el)) changed.push(el);
+    });
+    if (!changed.length) return;
+    flushRecords(); // DOM changes first: a control may have been removed or replaced
+    var ops = [];
+    changed.forEach(function (el) {
+      var id = known(el);
+      if (id === undefined || lastSent.get(el) === fieldState(el)) return;
+      ops.push(valueOp(el, id));
+    });
+    if (ops.length) {
+      sendOps(ops);
+      scheduleCues();
+    }
   }
 
   function valueOp(el, id) {
     var op = { op: 'value', id: id, value: fieldValue(el) };
+    noteSent(el);
     if (el.localName === 'input' && (el.type === 'checkbox' || el.type === 'radio')) op.checked = !!el.checked;
     return op;
+  }
+
+  /** Send the current (clear unless still hidden) values of fields whose mask was lifted. */
+  function resendLifted(fields) {
+    if (!live) return;
+    flushRecords();
+    var ops = [];
+    fields.forEach(function (el) {
+      var id = known(el);
+      if (id === undefined) return;
+      if (el.localName === 'textarea') {
+        replaceNode(el, ops); // its text children were sent masked too
+        return;
+      }
+      if (el.hasAttribute('value')) {
+        ops.push({ op: 'attr', id: id, name: 'value', value: attrValue(el, 'value', el.getAttribute('value')) });
+      }
+      ops.push(valueOp(el, id));
+    });
+    if (ops.length) sendOps(ops);
   }
 
   var onValueEvent = guard(function (e) {
@@ -1428,7 +1530,10 @@
         rules.mask = validSelectors(m.mask);
         rules.block = validSelectors(m.block);
         rules.disable = validSelectors(m.disable);
+        var wasLive = live;
+        var lifted = liftedMasks();
         sendSnapshot();
+        if (wasLive && lifted.length) resendLifted(lifted);
         scheduleCues();
         render();
         break;

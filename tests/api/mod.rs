@@ -1,5 +1,6 @@
 //! HTTP routes, login, assets and the command line.
 
+mod assets;
 mod cli;
 mod http;
 mod login;

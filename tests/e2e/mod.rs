@@ -2,11 +2,13 @@
 //! (fantoccini), a real server, the real snippet, viewer and demo pages.
 //! `browser` is the WebDriver plumbing, `stage` the shared scene (the
 //! shared `spawn_app()` server, an agent account, two browsers) and user
-//! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7).
+//! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7),
+//! `snippet` the snippet's own behaviour (lifted masks, values set by script).
 
 pub mod browser;
 mod flows;
 mod privacy;
 mod sealed;
 mod selectors;
+mod snippet;
 pub mod stage;
