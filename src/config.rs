@@ -177,6 +177,32 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Session history older than this is deleted (at start-up and daily).
     pub history_retention: Duration,
+    /// The resource proxy's limits (`[proxy]`).
+    pub proxy: ProxyLimits,
+}
+
+/// Limits of the resource proxy (`[proxy]`, see `web::proxy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyLimits {
+    /// Time allowed for one resource, redirects included (`504` beyond).
+    pub timeout: Duration,
+    /// Largest resource fetched (`413` beyond).
+    pub max_bytes: usize,
+    /// Bytes the in-memory cache holds (least recently used evicted).
+    pub cache_bytes: usize,
+    /// Redirects followed (each must stay on the site's allowed origins).
+    pub max_redirects: usize,
+}
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        ProxyLimits {
+            timeout: Duration::from_secs(10),
+            max_bytes: 5 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
 }
 
 /// Default listen address.
@@ -197,6 +223,7 @@ impl Default for Config {
             server: ServerLimits::default(),
             trusted_proxies: Vec::new(),
             history_retention: DEFAULT_RETENTION,
+            proxy: ProxyLimits::default(),
         }
     }
 }
@@ -234,6 +261,18 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<String>,
     #[serde(default)]
     pub history: FileHistory,
+    #[serde(default)]
+    pub proxy: FileProxy,
+}
+
+/// `[proxy]`: the resource proxy's limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProxy {
+    pub timeout: Option<String>,
+    pub max_bytes: Option<usize>,
+    pub cache_bytes: Option<usize>,
+    pub max_redirects: Option<usize>,
 }
 
 /// `[history]`: how long session history is kept.
@@ -478,6 +517,15 @@ impl Config {
             Some(t) => parse_duration("history.retention", t)?,
             None => d.history_retention,
         };
+        let proxy = ProxyLimits {
+            timeout: match &file.proxy.timeout {
+                Some(t) => parse_duration("proxy.timeout", t)?,
+                None => d.proxy.timeout,
+            },
+            max_bytes: positive("proxy.max_bytes", file.proxy.max_bytes, d.proxy.max_bytes)?,
+            cache_bytes: file.proxy.cache_bytes.unwrap_or(d.proxy.cache_bytes),
+            max_redirects: file.proxy.max_redirects.unwrap_or(d.proxy.max_redirects),
+        };
         Ok(Config {
             listen,
             db,
@@ -488,6 +536,7 @@ impl Config {
             server,
             trusted_proxies,
             history_retention,
+            proxy,
         })
     }
 

@@ -35,6 +35,7 @@
 
 mod oracle;
 pub mod render;
+pub mod urls;
 
 pub use oracle::oracle;
 
@@ -156,6 +157,8 @@ struct Doc {
     /// Elements re-matched by incremental updates (a load-independent cost
     /// measure).
     rematched: u64,
+    /// Resource proxy links with this document's base URL.
+    links: Option<Arc<urls::ProxyLinks>>,
 }
 
 impl Doc {
@@ -379,6 +382,23 @@ impl Doc {
             .collect()
     }
 
+    /// With proxied resource URLs, a change to the text of a `<style>` (`p`)
+    /// re-sends the whole element (its CSS is rewritten as one piece, see
+    /// `render::style_text`): queued in `top`, and `true` so the caller
+    /// emits nothing else for the change.
+    fn style_resent(&self, p: Slot, top: &mut Vec<Slot>) -> bool {
+        if self.links.is_none() || !self.dom.element(p).is_some_and(render::is_style) {
+            return false;
+        }
+        if !self.under_changed(p)
+            && parent_eff(&self.dom, p) & E_BLOCKED == 0
+            && visible(&self.dom, p)
+        {
+            top.push(p);
+        }
+        true
+    }
+
     /// Whether `s` or an ancestor changed effective state in this update.
     fn under_changed(&self, s: Slot) -> bool {
         let e = self.epoch;
@@ -478,8 +498,9 @@ impl Doc {
                 d.subtrees.push(s);
                 d.new_roots.push(s);
                 self.structural(p, Some(s), was_empty, &mut d);
-                let top = self.update(rules, d);
-                if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
+                let mut top = self.update(rules, d);
+                if self.style_resent(p, &mut top) {
+                } else if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
                     let mut tmp = ClearLog::new();
                     if let Some(node) = render(&self.dom, s, settings, &mut tmp) {
                         clear.extend(tmp.into_iter().map(|id| (id, out.len())));
@@ -501,8 +522,9 @@ impl Doc {
                     self.deps.empty && self.is_element(p) && self.dom.is_empty_element(p);
                 self.dom.remove(id)?;
                 self.structural(p, None, was_empty, &mut d);
-                let top = self.update(rules, d);
-                if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
+                let mut top = self.update(rules, d);
+                if self.style_resent(p, &mut top) {
+                } else if !self.under_changed(p) && parent_eff(&self.dom, p) & E_BLOCKED == 0 {
                     out.push(Op::Remove { id });
                 }
                 self.resend(top, settings, out, clear);
@@ -565,9 +587,10 @@ impl Doc {
                     self.changed_element(p, &["empty".to_string()], &mut d);
                 }
                 self.form_scope(p, &mut d);
-                let top = self.update(rules, d);
+                let mut top = self.update(rules, d);
                 let pe = parent_eff(&self.dom, p);
-                if !self.under_changed(p) && pe & E_BLOCKED == 0 {
+                if self.style_resent(p, &mut top) {
+                } else if !self.under_changed(p) && pe & E_BLOCKED == 0 {
                     if pe & E_MASKED == 0 {
                         clear.push((id, out.len()));
                     }
@@ -952,6 +975,31 @@ pub struct Rewriter {
     /// of the same page (URL without query), e.g. after a show-password
     /// toggle and a reconnect.
     sticky_memory: (String, FxHashSet<NodeId>),
+    /// The site's resource proxy links (`None`: URLs are not proxied).
+    proxy: Option<Arc<urls::ProxyLinks>>,
+}
+
+/// The first `<base href>` of a document (URL resolution only; the element
+/// itself never reaches the agent).
+fn base_href(dom: &Dom) -> Option<String> {
+    let root = dom.root()?;
+    dom.subtree(root).into_iter().find_map(|s| {
+        dom.element(s)
+            .filter(|e| e.is_html("base"))
+            .and_then(|e| e.attr("href"))
+            .map(str::to_string)
+    })
+}
+
+/// The proxy links for a document at `url`.
+fn doc_links(
+    proxy: &Option<Arc<urls::ProxyLinks>>,
+    url: &str,
+    dom: &Dom,
+) -> Option<Arc<urls::ProxyLinks>> {
+    proxy
+        .as_ref()
+        .map(|p| Arc::new(p.with_base(url, base_href(dom).as_deref())))
 }
 
 impl Rewriter {
@@ -963,7 +1011,14 @@ impl Rewriter {
             doc: None,
             poisoned: false,
             sticky_memory: (String::new(), FxHashSet::default()),
+            proxy: None,
         }
+    }
+
+    /// Rewrite resource URLs to the site's resource proxy (see [`urls`]).
+    pub fn with_proxy(mut self, links: Option<Arc<urls::ProxyLinks>>) -> Self {
+        self.proxy = links;
+        self
     }
 
     /// Forget that the mirror matches the customer's page: until the next
@@ -1020,7 +1075,9 @@ impl Rewriter {
         }
         self.sticky_memory = (page, sticky.clone());
         self.poisoned = false;
+        let links = doc_links(&self.proxy, &snap.url, &dom);
         self.doc = Some(Doc {
+            links,
             dom,
             url: snap.url,
             title: snap.title,
@@ -1048,15 +1105,22 @@ impl Rewriter {
         if self.poisoned {
             return Err(RewriteError::NoDocument);
         }
-        let rules = Arc::clone(&self.rules);
         let limits = self.limits;
-        let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
+        let doc = self.doc.as_ref().ok_or(RewriteError::NoDocument)?;
         if ops.len() > limits.max_ops {
             return Err(RewriteError::Limit(format!(
                 "more than {} ops in one batch",
                 limits.max_ops
             )));
         }
+        let links = doc.links.clone();
+        urls::scoped(links, || self.apply_batch(ops))
+    }
+
+    fn apply_batch(&mut self, ops: Vec<Op>) -> Result<Vec<Op>, RewriteError> {
+        let rules = Arc::clone(&self.rules);
+        let limits = self.limits;
+        let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
         let mut out = Vec::new();
         let mut clear = BatchLog::new();
         let touched = render::text_touch_points(&doc.dom, &ops);
@@ -1094,12 +1158,15 @@ impl Rewriter {
         let rules = Arc::clone(&self.rules);
         let doc = self.doc.as_mut().ok_or(RewriteError::NoDocument)?;
         let active = rules.active(&url);
+        doc.links = doc_links(&self.proxy, &url, &doc.dom);
         doc.url = url;
         doc.title = title;
         let mut out = Vec::new();
         if active != doc.active {
             let top = doc.switch_rules(&rules, active);
-            doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
+            urls::scoped(doc.links.clone(), || {
+                doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new())
+            });
         }
         let (url, title) = agent_page(&doc.url, &doc.title, &rules.settings);
         Ok((crate::protocol::ToAgent::Page { url, title }, out))
@@ -1115,13 +1182,15 @@ impl Rewriter {
         };
         let active = rules.active(&doc.url);
         let top = doc.switch_rules(&rules, active);
-        if old.settings.detectors != rules.settings.detectors {
-            let pre = doc.root_children();
-            return doc.resync(&pre, &rules.settings);
-        }
-        let mut out = Vec::new();
-        doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
-        out
+        urls::scoped(doc.links.clone(), || {
+            if old.settings.detectors != rules.settings.detectors {
+                let pre = doc.root_children();
+                return doc.resync(&pre, &rules.settings);
+            }
+            let mut out = Vec::new();
+            doc.resend(top, &rules.settings, &mut out, &mut BatchLog::new());
+            out
+        })
     }
 
     /// The whole document as the agent may see it (agent join, resync).
@@ -1129,7 +1198,9 @@ impl Rewriter {
         let doc = self.live_doc()?;
         let root = doc.dom.root()?;
         let settings = &self.rules.settings;
-        let node = render(&doc.dom, root, settings, &mut Vec::new())?;
+        let node = urls::scoped(doc.links.clone(), || {
+            render(&doc.dom, root, settings, &mut Vec::new())
+        })?;
         let (url, title) = agent_page(&doc.url, &doc.title, settings);
         Some(Snapshot {
             epoch: 0,

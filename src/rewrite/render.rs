@@ -27,6 +27,7 @@
 //! `data:` URLs, no `http-equiv`, no `<object>`/`<embed>`/`<base>`, frames
 //! only as sandboxed placeholder boxes.
 
+use super::urls;
 use crate::dom::select::Matcher;
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
 use crate::protocol::{Node, NodeId, Op};
@@ -569,7 +570,13 @@ fn inert_attr(e: &ElementData, lname: &str, v: &str) -> Option<String> {
     match lname {
         "http-equiv" | "ping" | "target" | "formtarget" | "imagesrcset" | "sandbox" | "allow"
         | "attributename" | "is" => return None,
-        "style" => return Some(inert_style(v)),
+        "style" => {
+            let s = inert_style(v);
+            return Some(match urls::current() {
+                Some(l) => l.css(&s),
+                None => s,
+            });
+        }
         "content" if e.is_html("meta") => {
             let l: String = v
                 .chars()
@@ -578,6 +585,9 @@ fn inert_attr(e: &ElementData, lname: &str, v: &str) -> Option<String> {
                 .to_ascii_lowercase();
             let scripty = l.contains("url=") || l.contains("script:");
             return (!scripty).then(|| v.to_string());
+        }
+        "srcset" if urls::current().is_some() => {
+            return urls::current().and_then(|l| l.srcset(v));
         }
         "srcset" => {
             let ok = v.split(',').all(|c| {
@@ -597,10 +607,66 @@ fn inert_attr(e: &ElementData, lname: &str, v: &str) -> Option<String> {
     if lname.starts_with("xmlns") {
         return None;
     }
+    if let Some(l) = urls::current() {
+        // resources go through the proxy (or are dropped)
+        if fetches(e, lname) {
+            return l.resource(v);
+        }
+        if e.ns == Ns::Svg && v.to_ascii_lowercase().contains("url") {
+            // presentation attributes are CSS values (`fill="url(…)"`)
+            return Some(l.css(v));
+        }
+    }
     match url_attr(lname) {
         Some(image) => safe_url(v, image).map(str::to_string),
         None => Some(v.to_string()),
     }
+}
+
+/// Whether attribute `lname` of `e` names a resource the browser fetches
+/// (rewritten to the resource proxy when the site has one).
+fn fetches(e: &ElementData, lname: &str) -> bool {
+    match lname {
+        "src" | "poster" | "background" | "lowsrc" | "dynsrc" => true,
+        "href" | "xlink:href" => {
+            e.is_html("link")
+                || (e.ns == Ns::Svg
+                    && matches!(
+                        e.tag.to_ascii_lowercase().as_str(),
+                        "image" | "use" | "feimage"
+                    ))
+        }
+        _ => false,
+    }
+}
+
+/// The CSS a `<style>` text node carries to the agent when resource URLs
+/// are proxied: the element's whole text (its text children joined, so a
+/// URL split across them is still seen) rewritten on its first text child,
+/// nothing on the others. `None` when `slot` is not such a node.
+fn style_text(dom: &Dom, slot: Slot, settings: &SiteSettings) -> Option<String> {
+    let links = urls::current()?;
+    let p = dom.parent(slot)?;
+    if !dom.element(p).is_some_and(is_style) {
+        return None;
+    }
+    let mut first = None;
+    let mut all = String::new();
+    for c in dom.children(p) {
+        if let Kind::Text(t) = &dom.node(c).kind {
+            first.get_or_insert(c);
+            all.push_str(t);
+        }
+    }
+    if first != Some(slot) {
+        return Some(String::new());
+    }
+    Some(links.css(&redact(&all, &settings.detectors)))
+}
+
+/// `<style>` in HTML or SVG.
+pub fn is_style(e: &ElementData) -> bool {
+    matches!(e.ns, Ns::Html | Ns::Svg) && e.tag.eq_ignore_ascii_case("style")
 }
 
 /// Keep only the layout declarations of a `style` attribute: properties in
@@ -680,7 +746,9 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
         } else if l == "value" && is_free_text(e) {
             redact_value(v, d).into_owned()
         } else {
-            let Some(v) = inert_attr(e, l, v) else {
+            // detectors see the URL as the page has it, before it is proxied
+            let v = redact(v, d);
+            let Some(v) = inert_attr(e, l, &v) else {
                 continue;
             };
             redact(&v, d).into_owned()
@@ -852,6 +920,11 @@ pub fn agent_text_at(dom: &Dom, slot: Slot, settings: &SiteSettings) -> String {
         Kind::Comment(t) => return agent_text(t, pe, settings),
         _ => return String::new(),
     };
+    if pe & E_MASKED == 0 {
+        if let Some(css) = style_text(dom, slot, settings) {
+            return css;
+        }
+    }
     let d = &settings.detectors;
     if pe & E_MASKED != 0 || !d.card || !text.chars().any(is_run_digit) {
         return agent_text(text, pe, settings);

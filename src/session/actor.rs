@@ -111,6 +111,7 @@ impl Actor {
         rx: mpsc::Receiver<Event>,
         status: watch::Sender<Status>,
         rules: Arc<CompiledRules>,
+        proxy: Option<Arc<crate::rewrite::urls::ProxyLinks>>,
         timeouts: Timeouts,
         limits: Limits,
     ) -> Actor {
@@ -125,7 +126,7 @@ impl Actor {
             state: SessionState::Waiting,
             mode: Mode::Pointer,
             control_pending: false,
-            rewriter: Arc::new(Mutex::new(Rewriter::new(rules, limits))),
+            rewriter: Arc::new(Mutex::new(Rewriter::new(rules, limits).with_proxy(proxy))),
             rewrite_budget: Duration::from_millis(limits.rewrite_budget_ms),
             sync: DocSync::Awaiting,
             customer: None,

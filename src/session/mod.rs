@@ -419,6 +419,12 @@ impl SessionRegistry {
             return Err(SessionError::ShuttingDown);
         }
         let rules = self.rules_for(site.id).await?;
+        // resource URLs of the replica go through the proxy (web::proxy)
+        let proxy = Arc::new(crate::rewrite::urls::ProxyLinks::new(
+            &site.key,
+            site.origins.clone(),
+            self.inner.store.picker_secret().await?,
+        ));
         let token = crate::store::random_hex(32);
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL);
         let (status_tx, status_rx) = watch::channel(Status {
@@ -486,6 +492,7 @@ impl SessionRegistry {
             rx,
             status_tx,
             rules,
+            Some(proxy),
             self.inner.timeouts,
             self.inner.limits,
         );

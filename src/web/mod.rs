@@ -11,6 +11,7 @@ pub mod auth;
 mod error;
 pub mod headers;
 pub mod idle;
+pub mod proxy;
 pub mod server;
 pub mod throttle;
 mod ws;
@@ -144,6 +145,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws/customer/{id}", get(ws::customer))
         .route("/ws/agent/{id}", get(ws::agent))
         .merge(assets::routes())
+        .merge(proxy::routes(state.config.proxy))
         .merge(admin::routes())
         .with_state(state)
         .layer(sessions)
