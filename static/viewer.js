@@ -580,7 +580,7 @@
     }
     if (tag === 'meta' && lower === 'http-equiv') return;
     if ((tag === 'a' || tag === 'area' || tag === 'form' || tag === 'base') && lower === 'target') return;
-    if ((tag === 'iframe' || tag === 'frame') && lower === 'sandbox') return;
+    if ((tag === 'iframe' || tag === 'frame') && (lower === 'sandbox' || lower === 'src')) return;
     if ((tag === 'object' || tag === 'embed') && (lower === 'data' || lower === 'src')) return;
     if (tag === 'link' && lower === 'rel' && !/^\s*(stylesheet|icon|shortcut icon)\s*$/i.test(value)) return;
     try {

@@ -302,10 +302,10 @@ async fn a_same_origin_frame_shows_and_its_masked_field_stays_masked() {
     s.finish().await;
 }
 
-/// A cross-origin frame and a canvas are shown as neutral boxes of the
-/// same size as on the customer's page.
+/// A cross-origin frame, a canvas and a closed shadow root are shown as
+/// neutral boxes of the same size as on the customer's page.
 #[tokio::test]
-async fn a_cross_origin_frame_and_a_canvas_are_placeholders_of_the_same_size() {
+async fn a_cross_origin_frame_a_canvas_and_a_closed_root_are_placeholders_of_the_same_size() {
     let s = Stage::new().await;
     start_with(
         &s,
@@ -313,14 +313,17 @@ async fn a_cross_origin_frame_and_a_canvas_are_placeholders_of_the_same_size() {
         var b = document.createElement('div'); b.id = 'cb-test';
         b.innerHTML = '<iframe id="ext" width="333" height="141" style="border: 3px solid #000" ' +
           'src="data:text/html,<p>elsewhere</p>"></iframe>' +
-          '<canvas id="chart" width="210" height="97" style="width: 260px; height: 120px; padding: 2px"></canvas>';
+          '<canvas id="chart" width="210" height="97" style="width: 260px; height: 120px; padding: 2px"></canvas>' +
+          '<div id="closed" style="width: 150px"><span>light child</span></div>';
         document.body.appendChild(b);
+        var cr = document.getElementById('closed').attachShadow({ mode: 'closed' });
+        cr.innerHTML = '<p style="height: 77px; margin: 0">closed secret</p>';
         var c = document.getElementById('chart').getContext('2d');
         c.fillStyle = 'red'; c.fillRect(0, 0, 50, 50);
         document.getElementById('ext').onload = function () { done(true); };"#,
     )
     .await;
-    const RECTS: &str = "return ['ext', 'chart'].map(function (id) { \
+    const RECTS: &str = "return ['ext', 'chart', 'closed'].map(function (id) { \
          var r = d.getElementById(id).getBoundingClientRect(); return [r.width, r.height]; });";
     let customer: Vec<Vec<f64>> = s.customer.eval(&format!("var d = document; {RECTS}")).await;
     wait_for!("placeholders of the customer's sizes", {
@@ -328,7 +331,8 @@ async fn a_cross_origin_frame_and_a_canvas_are_placeholders_of_the_same_size() {
             .agent
             .try_eval(&format!(
                 "{REPLICA} if (!d.querySelector('[data-cobrowse-placeholder=frame]') || \
-                 !d.querySelector('[data-cobrowse-placeholder=canvas]')) return [[0,0],[0,0]]; {RECTS}"
+                 !d.querySelector('[data-cobrowse-placeholder=canvas]') || \
+                 !d.querySelector('[data-cobrowse-placeholder=shadow]')) return [[0,0],[0,0],[0,0]]; {RECTS}"
             ))
             .await?;
         let close = customer
@@ -343,6 +347,7 @@ async fn a_cross_origin_frame_and_a_canvas_are_placeholders_of_the_same_size() {
     });
     let dump = replica_dump(&s).await.unwrap();
     assert!(!dump.contains("elsewhere"), "{dump}");
+    assert!(!dump.contains("closed secret"), "{dump}");
     assert!(dump.contains("not shared"), "a label: {dump}");
     s.finish().await;
 }
