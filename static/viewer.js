@@ -1096,8 +1096,14 @@
 
   // ------------------------------------------- agent input in the replica
 
+  /** The node an event happened on, inside shadow roots too (not retargeted to the host). */
+  function realTarget(e) {
+    var path = e.composedPath ? e.composedPath() : null;
+    return path && path.length ? path[0] : e.target;
+  }
+
   function idFor(target) {
-    for (var n = target; n; n = n.parentNode) {
+    for (var n = target; n; n = n.parentNode || (n.nodeType === 11 ? n.host : null)) {
       if (ours.has(n)) return undefined;
       var id = nodeToId.get(n);
       if (id !== undefined && n.nodeType === 1) return id;
@@ -1141,7 +1147,7 @@
       hintPointerMode();
       return;
     }
-    var id = idFor(e.target);
+    var id = idFor(realTarget(e));
     if (id !== undefined) send({ t: 'click', id: id });
   });
 
@@ -1149,14 +1155,14 @@
   // get `pointerdown`: forward the attempt so the server answers with a reason.
   var onPointerDown = guard(function (e) {
     if (state !== 'active' || ended || frozen || mode !== 'write' || e.button !== 0) return;
-    var t = e.target;
+    var t = realTarget(e);
     if (!t || !t.closest || !t.closest(':disabled')) return;
     var id = idFor(t);
     if (id !== undefined) send({ t: 'click', id: id });
   });
 
   var onBeforeInput = guard(function (e) {
-    var t = e.target;
+    var t = realTarget(e);
     if (frozen) {
       e.preventDefault();
       return;
@@ -1174,7 +1180,7 @@
 
   var onInput = guard(function (e) {
     if (mode !== 'write' || state !== 'active' || frozen) return;
-    var t = e.target;
+    var t = realTarget(e);
     if (!t || !/^(input|textarea|select)$/.test(t.localName)) return;
     if (t.localName === 'input' && /^(checkbox|radio|file)$/.test(t.type)) return;
     var id = idFor(t);
@@ -1192,7 +1198,7 @@
     if (mode !== 'write' || state !== 'active') return;
     // Focus and submission happen on the customer's page, not in the replica.
     if (e.key !== 'Escape') e.preventDefault();
-    var id = idFor(e.target);
+    var id = idFor(realTarget(e));
     if (id !== undefined) send({ t: 'key', id: id, key: e.key });
   });
 

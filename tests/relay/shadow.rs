@@ -427,3 +427,61 @@ async fn placeholders_reach_the_agent_with_a_safe_size() {
     .await;
     assert_eq!(c.recv_type("error").await["code"], "malformed");
 }
+
+#[tokio::test]
+async fn agent_actions_inside_shadow_roots_and_frames_follow_the_rules_there() {
+    let app = spawn_app().await;
+    publish(
+        &app,
+        &[
+            ("form.pay #holder", Action::Mask),
+            ("#card", Action::Disable),
+        ],
+    )
+    .await;
+    let page = snapshot(
+        1,
+        json!([
+            el(
+                5,
+                "form",
+                json!({"class": "pay"}),
+                json!([el(
+                    10,
+                    "pay-widget",
+                    json!({}),
+                    json!([
+                        {"id": 11, "type": "shadow", "children": [
+                            {"id": 13, "type": "element", "tag": "input", "attrs": {"id": "holder"}, "value": ""},
+                            {"id": 14, "type": "element", "tag": "input", "attrs": {"id": "nick"}, "value": ""}
+                        ]}
+                    ])
+                )])
+            ),
+            el(
+                20,
+                "iframe",
+                json!({}),
+                json!([{"id": 21, "type": "document", "children": [
+                    el(22, "html", json!({}), json!([el(23, "body", json!({}), json!([
+                        {"id": 25, "type": "element", "tag": "input", "attrs": {"id": "card"}, "value": ""}
+                    ]))]))
+                ]}])
+            )
+        ]),
+    );
+    let (mut c, mut a, _first) = session(&app, page).await;
+    a.send(json!({"t": "control", "request": true})).await;
+    c.recv_type("control").await;
+    c.send(json!({"t": "control", "grant": true})).await;
+    a.recv_type("mode").await;
+    a.send(json!({"t": "input", "id": 13, "value": "x"})).await;
+    assert_eq!(a.recv_type("denied").await["reason"], "masked");
+    a.send(json!({"t": "click", "id": 25})).await;
+    assert_eq!(a.recv_type("denied").await["reason"], "disabled");
+    a.send(json!({"t": "input", "id": 14, "value": "ok"})).await;
+    assert_eq!(
+        c.recv_type("input").await,
+        json!({"t": "input", "id": 14, "value": "ok"})
+    );
+}
