@@ -1,4 +1,4 @@
-//! Wire protocol v1: the JSON messages exchanged over the customer and agent
+//! Wire protocol v1 (v1.2 node kinds included): the JSON messages exchanged over the customer and agent
 //! WebSockets (design §6), as serde types, plus the structural limits every
 //! decoded message is checked against.
 //!
@@ -49,6 +49,58 @@ pub enum Node {
     Text { id: NodeId, text: String },
     /// A comment node.
     Comment { id: NodeId, text: String },
+    /// v1.2: the open shadow root of its parent element (the host), sent
+    /// as the host's first child. Rules see through it: its content
+    /// inherits the host's restrictions and selectors' ancestor walks pass
+    /// from its top-level elements to the host.
+    Shadow {
+        id: NodeId,
+        #[serde(default)]
+        children: Vec<Node>,
+    },
+    /// v1.2: CSS rules the page built through the CSSOM (`insertRule`,
+    /// `replaceSync`, `adoptedStyleSheets`). Under a `<style>` element: the
+    /// rules of that element's sheet (they replace its text's rules). Under
+    /// a document or a shadow root: one adopted stylesheet, in child order.
+    Sheet { id: NodeId, css: String },
+    /// v1.2: content the snippet cannot capture (a cross-origin frame, a
+    /// closed shadow root, a canvas), as a child of the element it stands
+    /// for: the viewer draws a neutral, labelled box of the element's
+    /// border-box size `w` × `h` (CSS px).
+    Placeholder {
+        id: NodeId,
+        kind: PlaceholderKind,
+        #[serde(default)]
+        w: f64,
+        #[serde(default)]
+        h: f64,
+    },
+}
+
+/// What a [`Node::Placeholder`] stands for (v1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaceholderKind {
+    /// A frame whose document the snippet cannot read (another origin).
+    Frame,
+    /// A closed shadow root.
+    Shadow,
+    /// A `<canvas>` (its pixels are not captured).
+    Canvas,
+}
+
+/// Largest placeholder side accepted, in CSS px (larger values are clamped).
+pub const MAX_PLACEHOLDER_PX: f64 = 100_000.0;
+
+impl PlaceholderKind {
+    /// The placeholder's size made safe: finite, 0 ≤ side ≤ [`MAX_PLACEHOLDER_PX`].
+    pub fn clamp(v: f64) -> f64 {
+        if v.is_finite() {
+            v.clamp(0.0, MAX_PLACEHOLDER_PX)
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Node {
@@ -59,15 +111,31 @@ impl Node {
             | Node::Doctype { id, .. }
             | Node::Element { id, .. }
             | Node::Text { id, .. }
-            | Node::Comment { id, .. } => *id,
+            | Node::Comment { id, .. }
+            | Node::Shadow { id, .. }
+            | Node::Sheet { id, .. }
+            | Node::Placeholder { id, .. } => *id,
         }
     }
 
-    /// Children of a document or element; empty for other kinds.
+    /// Children of a document, element or shadow root; empty for other kinds.
     pub fn children(&self) -> &[Node] {
         match self {
-            Node::Document { children, .. } | Node::Element { children, .. } => children,
+            Node::Document { children, .. }
+            | Node::Element { children, .. }
+            | Node::Shadow { children, .. } => children,
             _ => &[],
+        }
+    }
+
+    /// Mutable children of a document, element or shadow root (`None` for
+    /// other kinds).
+    pub fn children_mut(&mut self) -> Option<&mut Vec<Node>> {
+        match self {
+            Node::Document { children, .. }
+            | Node::Element { children, .. }
+            | Node::Shadow { children, .. } => Some(children),
+            _ => None,
         }
     }
 }

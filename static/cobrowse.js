@@ -206,7 +206,13 @@
     var sel = rules[kind];
     if (!sel || !el || el.nodeType !== 1) return null;
     try {
-      return el.closest(sel);
+      // v1.2: rules see through shadow roots and frames (fail closed): a
+      // host or frame element matched by a rule restricts what is inside it
+      for (var cur = el; cur; cur = boundaryHost(cur)) {
+        var hit = cur.closest(sel);
+        if (hit) return hit;
+      }
+      return null;
     } catch (_) {
       return null;
     }
@@ -420,6 +426,11 @@
         sentKids.delete(cur);
         for (var i = 0; i < kids.length; i++) stack.push(kids[i]);
       }
+      var extra = extraKids.get(cur);
+      if (extra) {
+        extraKids.delete(cur);
+        for (var j = 0; j < extra.length; j++) stack.push(extra[j]);
+      }
     }
   }
 
@@ -428,6 +439,7 @@
     idToNode = new Map();
     sentKids = new Map();
     controls = new Set();
+    resetV12();
   }
 
   function skipNode(n) {
@@ -594,16 +606,8 @@
     var ns = nsOf(el);
     if (ns) node.ns = ns;
     formState(el, node);
-    if (tag === 'style' && !el.textContent.trim() && el.sheet) {
-      // Rules added through the CSSOM (insertRule) have no text in the DOM.
-      var t = sheetText(el.sheet, D.baseURI);
-      if (t) {
-        sentKids.set(id, []);
-        node.children = [{ id: nextId++, type: 'text', text: t }];
-        return node;
-      }
-    }
-    node.children = serKids(el, id);
+    // v1.2: shadow root, frame document, CSSOM rules, placeholders first
+    node.children = extraChildren(el, id).concat(serKids(el, id));
     return node;
   }
 
@@ -611,7 +615,7 @@
     var id = assign(n);
     switch (n.nodeType) {
       case 9:
-        return { id: id, type: 'document', children: serKids(n, id) };
+        return { id: id, type: 'document', children: serKids(n, id).concat(rootSheets(n, id)) };
       case 10:
         return { id: id, type: 'doctype', name: n.name || 'html' };
       case 3:
@@ -630,6 +634,357 @@
     var root = editableRoot(p);
     if (root) return cardText(n.data, root);
     return n.data;
+  }
+
+  // ------------- capture: shadow roots, frames, CSSOM, placeholders (v1.2)
+  //
+  // Open shadow roots are sent as a `shadow` child of their host and
+  // observed by the same MutationObserver (roots attached later are seen
+  // through a wrapped Element.prototype.attachShadow, and every serialised
+  // element is checked for one). Same-origin frames are sent as a nested
+  // `document` child of the frame element and re-sent when the frame
+  // loads another page. Cross-origin frames, closed shadow roots and
+  // canvases are `placeholder` children with the element's box size. CSS
+  // built through the CSSOM (insertRule, replaceSync, adoptedStyleSheets)
+  // is sent as `sheet` nodes, updated in batches.
+
+  var extraKids = new Map(); // id -> ids of the v1.2 nodes sent under it
+  var observedRoots = new Set(); // shadow roots and frame documents watched
+  var closedHosts = new WeakSet();
+  var cssomSheets = new WeakSet(); // sheets changed through the CSSOM
+  var adoptedSent = new WeakMap(); // document/shadow root -> sheets sent
+  var adopters = new Set();
+  var pendingHosts = new Set();
+  var dirtySheets = new Set();
+  var dirtyRoots = new Set();
+  var frameDocs = new WeakMap(); // frame element -> document sent for it
+  var hookedFrames = new WeakSet();
+  var v12Timer = null;
+  var adoptedTimer = null;
+  var OBSERVE = { childList: true, subtree: true, attributes: true, characterData: true };
+
+  function resetV12() {
+    extraKids = new Map();
+    observedRoots = new Set();
+    adopters = new Set();
+  }
+
+  /** The element a node's tree hangs from: a shadow host or a frame element. */
+  function boundaryHost(el) {
+    var root = el.getRootNode ? el.getRootNode() : null;
+    if (!root) return null;
+    if (root.host && root.host.nodeType === 1) return root.host;
+    if (root.nodeType === 9 && root !== D) {
+      try {
+        return root.defaultView && root.defaultView.frameElement;
+      } catch (_) {
+        return null;
+      }
+    }
+    return null;
+  }
+
+  function watchRoot(root) {
+    if (observedRoots.has(root)) return;
+    observedRoots.add(root);
+    if (observer) {
+      try {
+        observer.observe(root, OBSERVE);
+      } catch (e) {
+        log('cannot observe a shadow root or frame', e);
+      }
+    }
+  }
+
+  function placeholderNode(kind, el) {
+    var r = el.getBoundingClientRect();
+    return { id: nextId++, type: 'placeholder', kind: kind, w: r.width, h: r.height };
+  }
+
+  function sheetNode(sheet, base) {
+    return { id: nextId++, type: 'sheet', css: sheetText(sheet, base) || '' };
+  }
+
+  /** The adopted stylesheets of a document or shadow root, as `sheet` nodes. */
+  function rootSheets(root, id) {
+    var list;
+    try {
+      list = root.adoptedStyleSheets;
+    } catch (_) {
+      list = null;
+    }
+    if (!list || !list.length) {
+      adoptedSent.set(root, []);
+      return [];
+    }
+    adopters.add(root);
+    var sent = [];
+    var base = (root.ownerDocument || root).baseURI;
+    var out = [];
+    for (var i = 0; i < list.length; i++) {
+      sent.push(list[i]);
+      out.push(sheetNode(list[i], base));
+    }
+    adoptedSent.set(root, sent);
+    var ids = out.map(function (n) { return n.id; });
+    extraKids.set(id, (extraKids.get(id) || []).concat(ids));
+    return out;
+  }
+
+  function serShadow(sr) {
+    var sid = assign(sr);
+    watchRoot(sr);
+    var sheets = rootSheets(sr, sid);
+    return { id: sid, type: 'shadow', children: sheets.concat(serKids(sr, sid)) };
+  }
+
+  function frameChild(el) {
+    var fd = null;
+    try {
+      fd = el.contentDocument;
+    } catch (_) {
+      fd = null;
+    }
+    if (!fd || !fd.documentElement) return placeholderNode('frame', el);
+    frameDocs.set(el, fd);
+    if (fd.defaultView) installHooks(fd.defaultView);
+    watchRoot(fd);
+    return ser(fd);
+  }
+
+  function hookFrame(el) {
+    if (hookedFrames.has(el)) return;
+    hookedFrames.add(el);
+    el.addEventListener('load', guard(function () { frameLoaded(el); }));
+  }
+
+  /** A frame loaded a (new) page: send its document again. */
+  function frameLoaded(el) {
+    var fd = null;
+    try {
+      fd = el.contentDocument;
+    } catch (_) {
+      fd = null;
+    }
+    if (fd && fd.defaultView) installHooks(fd.defaultView);
+    if (!live) return;
+    var id = known(el);
+    if (id === undefined) return;
+    if (fd && frameDocs.get(el) === fd && known(fd) !== undefined) return;
+    flushRecords();
+    var ops = [];
+    resendExtras(el, id, ops);
+    if (ops.length) sendOps(ops);
+  }
+
+  /** The v1.2 children of element `el`: shadow root, frame document, CSSOM rules, placeholders. */
+  function extraChildren(el, id) {
+    var out = [];
+    var tag = el.localName;
+    var html = !nsOf(el);
+    var sr = el.shadowRoot;
+    if (sr && sr.nodeType === 11) out.push(serShadow(sr));
+    else if (closedHosts.has(el)) out.push(placeholderNode('shadow', el));
+    if (html && (tag === 'iframe' || tag === 'frame')) {
+      hookFrame(el);
+      out.push(frameChild(el));
+    } else if (html && tag === 'canvas') {
+      out.push(placeholderNode('canvas', el));
+    } else if (html && tag === 'style' && el.sheet) {
+      var sheet = el.sheet;
+      var rulesCount = 0;
+      try {
+        rulesCount = sheet.cssRules.length;
+      } catch (_) { /* not readable */ }
+      // rules built through the CSSOM have no text in the DOM
+      if (cssomSheets.has(sheet) || (rulesCount && !el.textContent.trim())) out.push(sheetNode(sheet, D.baseURI));
+    }
+    if (out.length) extraKids.set(id, out.map(function (n) { return n.id; }));
+    return out;
+  }
+
+  function firstKnownChild(el) {
+    for (var c = el.firstChild; c; c = c.nextSibling) {
+      if (skipNode(c)) continue;
+      var k = known(c);
+      if (k !== undefined) return k;
+    }
+    return null;
+  }
+
+  /** Replace the v1.2 children of a known element by fresh ones. */
+  function resendExtras(el, id, ops) {
+    var old = extraKids.get(id) || [];
+    old.forEach(function (x) {
+      ops.push({ op: 'remove', id: x });
+      forget(x);
+    });
+    extraKids.delete(id);
+    var before = firstKnownChild(el);
+    extraChildren(el, id).forEach(function (k) {
+      ops.push({ op: 'insert', parent: id, before: before, node: k });
+    });
+  }
+
+  function scheduleV12() {
+    if (!v12Timer) v12Timer = setTimeout(guard(flushV12), 0);
+  }
+
+  /** Send what the hooks saw since the last flush, in one batch. */
+  function flushV12() {
+    v12Timer = null;
+    if (!live) {
+      pendingHosts.clear();
+      dirtySheets.clear();
+      dirtyRoots.clear();
+      return;
+    }
+    flushRecords();
+    var ops = [];
+    pendingHosts.forEach(function (h) {
+      var id = known(h);
+      if (id === undefined) return;
+      var sr = h.shadowRoot;
+      if (sr && known(sr) !== undefined) return;
+      resendExtras(h, id, ops);
+    });
+    pendingHosts.clear();
+    dirtySheets.forEach(function (sheet) {
+      var owner = sheet.ownerNode;
+      if (owner && owner.localName === 'style') {
+        var id = known(owner);
+        if (id !== undefined) styleSheetOps(owner, id, sheet, ops);
+      } else if (!owner) {
+        adopters.forEach(function (root) {
+          if ((adoptedSent.get(root) || []).indexOf(sheet) >= 0) dirtyRoots.add(root);
+        });
+      }
+    });
+    dirtySheets.clear();
+    dirtyRoots.forEach(function (root) {
+      var id = known(root);
+      if (id === undefined) return;
+      var old = extraKids.get(id) || [];
+      if (root.nodeType === 11) {
+        // a shadow root's only v1.2 children are its sheets
+        old.forEach(function (x) { ops.push({ op: 'remove', id: x }); });
+        extraKids.delete(id);
+      } else {
+        old.forEach(function (x) { ops.push({ op: 'remove', id: x }); });
+        extraKids.delete(id);
+      }
+      rootSheets(root, id).forEach(function (n) {
+        ops.push({ op: 'insert', parent: id, before: null, node: n });
+      });
+    });
+    dirtyRoots.clear();
+    if (ops.length) sendOps(ops);
+  }
+
+  function styleSheetOps(style, id, sheet, ops) {
+    var css = sheetText(sheet, D.baseURI) || '';
+    var old = extraKids.get(id);
+    if (old && old.length === 1) {
+      ops.push({ op: 'text', id: old[0], text: css });
+      return;
+    }
+    var node = { id: nextId++, type: 'sheet', css: css };
+    extraKids.set(id, [node.id]);
+    ops.push({ op: 'insert', parent: id, before: firstKnownChild(style), node: node });
+  }
+
+  /** adoptedStyleSheets changed in place (push/splice bypass the setter). */
+  function pollAdopted() {
+    if (!live) return;
+    var roots = [D];
+    observedRoots.forEach(function (r) { roots.push(r); });
+    roots.forEach(function (root) {
+      var list;
+      try {
+        list = root.adoptedStyleSheets;
+      } catch (_) {
+        return;
+      }
+      var sent = adoptedSent.get(root) || [];
+      var same = list && list.length === sent.length;
+      for (var i = 0; same && i < list.length; i++) same = list[i] === sent[i];
+      if (!same && list) {
+        dirtyRoots.add(root);
+        scheduleV12();
+      }
+    });
+  }
+
+  function onShadowAttached(hostEl, init) {
+    if (init && init.mode === 'closed') closedHosts.add(hostEl);
+    pendingHosts.add(hostEl);
+    scheduleV12();
+  }
+
+  function onSheetChanged(sheet) {
+    cssomSheets.add(sheet);
+    dirtySheets.add(sheet);
+    scheduleV12();
+  }
+
+  /** Wrap attachShadow, the CSSOM writers and the adoptedStyleSheets setters of a window. */
+  function installHooks(win) {
+    try {
+      var EP = win.Element && win.Element.prototype;
+      var attach = EP && EP.attachShadow;
+      if (typeof attach === 'function' && !attach.__cobrowse) {
+        var wrappedAttach = function (init) {
+          var root = attach.apply(this, arguments); // the page's own errors stay the page's
+          try {
+            onShadowAttached(this, init);
+          } catch (e) {
+            log('shadow root not followed', e);
+          }
+          return root;
+        };
+        wrappedAttach.__cobrowse = true;
+        EP.attachShadow = wrappedAttach;
+      }
+      var SP = win.CSSStyleSheet && win.CSSStyleSheet.prototype;
+      ['insertRule', 'deleteRule', 'addRule', 'removeRule', 'replace', 'replaceSync'].forEach(function (name) {
+        var f = SP && SP[name];
+        if (typeof f !== 'function' || f.__cobrowse) return;
+        var w = function () {
+          var sheet = this;
+          var r = f.apply(sheet, arguments);
+          try {
+            onSheetChanged(sheet);
+            if (r && typeof r.then === 'function') r.then(guard(function () { onSheetChanged(sheet); }), function () {});
+          } catch (e) {
+            log('stylesheet change not followed', e);
+          }
+          return r;
+        };
+        w.__cobrowse = true;
+        SP[name] = w;
+      });
+      [win.Document, win.ShadowRoot].forEach(function (C) {
+        var proto = C && C.prototype;
+        var d = proto && Object.getOwnPropertyDescriptor(proto, 'adoptedStyleSheets');
+        if (!d || !d.set || d.set.__cobrowse) return;
+        var origSet = d.set;
+        var set = function (v) {
+          origSet.call(this, v);
+          try {
+            dirtyRoots.add(this);
+            scheduleV12();
+          } catch (e) {
+            log('adopted stylesheets not followed', e);
+          }
+        };
+        set.__cobrowse = true;
+        Object.defineProperty(proto, 'adoptedStyleSheets', {
+          configurable: true, enumerable: d.enumerable, get: d.get, set: set
+        });
+      });
+    } catch (e) {
+      log('cannot follow shadow roots and stylesheets', e);
+    }
   }
 
   // The document epoch (protocol v1.1): random at page load, a new value for
@@ -843,7 +1198,9 @@
     observer.observe(D, {
       childList: true, subtree: true, attributes: true, characterData: true
     });
+    observedRoots.forEach(function (r) { observer.observe(r, OBSERVE); });
     pollTimer = setInterval(guard(pollFields), POLL_MS);
+    adoptedTimer = setInterval(guard(pollAdopted), 250);
   }
 
   function stopObserving() {
@@ -854,6 +1211,10 @@
     if (pollTimer) {
       clearInterval(pollTimer);
       pollTimer = null;
+    }
+    if (adoptedTimer) {
+      clearInterval(adoptedTimer);
+      adoptedTimer = null;
     }
   }
 
@@ -917,7 +1278,8 @@
 
   var onValueEvent = guard(function (e) {
     if (!live) return;
-    var el = e.target;
+    // inside a shadow root the event is retargeted to the host
+    var el = (e.composedPath && e.composedPath()[0]) || e.target;
     if (!el || el.nodeType !== 1 || !isField(el)) return;
     flushRecords();
     var id = known(el);
@@ -1797,6 +2159,7 @@
     }
   });
 
+  installHooks(W); // as early as possible: shadow roots and CSSOM rules made before boot
   if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', boot);
   else boot();
 })();

@@ -518,6 +518,11 @@
   function clearReplica() {
     idToNode = new Map();
     nodeToId = new WeakMap();
+    sheets = new Map();
+    sheetIds = new Map();
+    pendingFrames = [];
+    pendingStyles = [];
+    pendingBoxes = [];
     if (!doc) return;
     while (P.first(doc)) P.remove(doc, P.first(doc));
   }
@@ -575,7 +580,7 @@
     }
     if (tag === 'meta' && lower === 'http-equiv') return;
     if ((tag === 'a' || tag === 'area' || tag === 'form' || tag === 'base') && lower === 'target') return;
-    if ((tag === 'iframe' || tag === 'frame') && lower === 'sandbox') return;
+    if ((tag === 'iframe' || tag === 'frame') && (lower === 'sandbox' || lower === 'src')) return;
     if ((tag === 'object' || tag === 'embed') && (lower === 'data' || lower === 'src')) return;
     if (tag === 'link' && lower === 'rel' && !/^\s*(stylesheet|icon|shortcut icon)\s*$/i.test(value)) return;
     try {
@@ -598,6 +603,10 @@
       var id = nodeToId.get(n);
       if (id !== undefined && idToNode.get(id) === n) idToNode.delete(id);
       for (var c = P.first(n); c; c = P.next(c)) stack.push(c);
+      var sr = P.type(n) === 1 ? SHADOW_ROOT.call(n) : null;
+      if (sr) stack.push(sr);
+      var sh = sheetIds.get(n);
+      if (sh) sh.forEach(function (sid) { dropSheet(sid); });
     }
   }
 
@@ -640,7 +649,9 @@
         Object.keys(attrs).forEach(function (name) {
           setAttr(node, name, String(attrs[name]), lower);
         });
-        if (lower === 'iframe' || lower === 'frame') P.set(node, 'sandbox', '');
+        // v1.2: still script-less, but same-origin with the replica so the
+        // viewer itself can build a frame's document (or a placeholder) in it
+        if (lower === 'iframe' || lower === 'frame') P.set(node, 'sandbox', 'allow-same-origin');
         register(node, spec.id);
         appendChildren(node, spec.children);
         setFormState(node, spec);
@@ -656,6 +667,7 @@
   function appendChildren(parent, children) {
     if (!Array.isArray(children)) return;
     for (var i = 0; i < children.length; i++) {
+      if (buildSpecial(parent, children[i])) continue;
       var c = build(children[i]);
       if (!c) continue;
       try {
@@ -665,6 +677,266 @@
   }
 
   /** Our own style element in the replica (never part of the customer's document). */
+  // ------------------- replica: shadow roots, frames, CSSOM, placeholders (v1.2)
+  //
+  // A `shadow` node becomes an open shadow root of the replica's host; a
+  // `document` under a frame element is built inside that (script-less)
+  // frame; a `sheet` under a <style> replaces that style's rules, under a
+  // document or shadow root it is an adopted constructable stylesheet; a
+  // `placeholder` makes its element a neutral labelled box of the sent size.
+
+  var ATTACH_SHADOW = Element.prototype.attachShadow;
+  var SHADOW_ROOT = (function () {
+    var d = Object.getOwnPropertyDescriptor(Element.prototype, 'shadowRoot');
+    return d && d.get ? d.get : function () { return null; };
+  })();
+  var GET_ATTR = Element.prototype.getAttribute;
+  var CONTENT_DOC = Object.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, 'contentDocument').get;
+  var DEFAULT_VIEW = Object.getOwnPropertyDescriptor(Document.prototype, 'defaultView').get;
+  var OWNER_DOC = Object.getOwnPropertyDescriptor(Node.prototype, 'ownerDocument').get;
+  var STYLE_SHEET = Object.getOwnPropertyDescriptor(HTMLStyleElement.prototype, 'sheet').get;
+  var IS_CONNECTED = Object.getOwnPropertyDescriptor(Node.prototype, 'isConnected').get;
+  var ADOPT = {
+    doc: Object.getOwnPropertyDescriptor(Document.prototype, 'adoptedStyleSheets'),
+    shadow: Object.getOwnPropertyDescriptor(ShadowRoot.prototype, 'adoptedStyleSheets')
+  };
+  var sheets = new Map(); // sheet id -> { id, owner, css, obj }
+  var sheetIds = new Map(); // owner node -> Set of sheet ids
+  var pendingFrames = []; // { frame, spec } to build once the frame is connected
+  var pendingStyles = []; // sheet records of <style> elements
+  var pendingBoxes = []; // { node, spec } placeholders to finish once connected
+  var PLACEHOLDER_LABEL = {
+    frame: 'Embedded content from another site (not shared)',
+    shadow: 'Component not shared',
+    canvas: 'Canvas (not shared)'
+  };
+
+  function isFrameEl(n) {
+    if (!n || P.type(n) !== 1) return false;
+    var t = n.localName;
+    return t === 'iframe' || t === 'frame';
+  }
+
+  /** Build a v1.2 node kind under `parent`; false for the kinds build() handles. */
+  function buildSpecial(parent, spec) {
+    if (!spec || typeof spec !== 'object' || !parent) return false;
+    switch (spec.type) {
+      case 'shadow':
+        buildShadow(parent, spec);
+        return true;
+      case 'sheet':
+        addSheet(parent, spec);
+        return true;
+      case 'placeholder':
+        if (P.type(parent) === 1) {
+          boxStyle(parent, spec);
+          pendingBoxes.push({ node: parent, spec: spec });
+        }
+        return true;
+      case 'document':
+        if (isFrameEl(parent)) pendingFrames.push({ frame: parent, spec: spec });
+        return true; // a document anywhere else is never built
+      default:
+        return false;
+    }
+  }
+
+  function emptyNode(n) {
+    while (P.first(n)) P.remove(n, P.first(n));
+  }
+
+  function buildShadow(hostEl, spec) {
+    if (P.type(hostEl) !== 1) return;
+    var sr = SHADOW_ROOT.call(hostEl);
+    if (!sr) {
+      try {
+        sr = ATTACH_SHADOW.call(hostEl, { mode: 'open' });
+      } catch (_) {
+        return; // this element cannot host a shadow root: its content is not shown
+      }
+    } else {
+      emptyNode(sr);
+    }
+    register(sr, spec.id);
+    appendChildren(sr, spec.children);
+  }
+
+  function windowOf(n) {
+    var d = P.type(n) === 9 ? n : OWNER_DOC.call(n);
+    return d ? DEFAULT_VIEW.call(d) : null;
+  }
+
+  function addSheet(owner, spec) {
+    if (typeof spec.id !== 'number') return;
+    var t = P.type(owner);
+    if (t === 1 && owner.localName !== 'style') return;
+    var rec = { id: spec.id, owner: owner, css: String(spec.css || ''), obj: null };
+    sheets.set(spec.id, rec);
+    var set = sheetIds.get(owner);
+    if (!set) sheetIds.set(owner, set = new Set());
+    set.add(spec.id);
+    if (t === 1) pendingStyles.push(rec);
+    else adoptedChanged(owner);
+  }
+
+  function dropSheet(id) {
+    var rec = sheets.get(id);
+    if (!rec) return;
+    sheets.delete(id);
+    var set = sheetIds.get(rec.owner);
+    if (set) set.delete(id);
+    if (P.type(rec.owner) !== 1) adoptedChanged(rec.owner);
+  }
+
+  function updateSheet(id, css) {
+    var rec = sheets.get(id);
+    if (!rec) return;
+    rec.css = css;
+    rec.obj = null;
+    if (P.type(rec.owner) === 1) styleRules(rec);
+    else adoptedChanged(rec.owner);
+  }
+
+  /** Set the adopted stylesheets of a replica document or shadow root. */
+  function adoptedChanged(owner) {
+    var win = windowOf(owner);
+    if (!win) return;
+    var list = [];
+    var set = sheetIds.get(owner);
+    if (set) {
+      set.forEach(function (id) {
+        var rec = sheets.get(id);
+        if (!rec) return;
+        try {
+          if (!rec.obj) {
+            rec.obj = new win.CSSStyleSheet();
+            rec.obj.replaceSync(rec.css);
+          }
+          list.push(rec.obj);
+        } catch (e) {
+          log('adopted stylesheet not applied', e);
+        }
+      });
+    }
+    var d = P.type(owner) === 9 ? ADOPT.doc : ADOPT.shadow;
+    try {
+      if (d && d.set) d.set.call(owner, list);
+    } catch (e) {
+      log('adopted stylesheets not applied', e);
+    }
+  }
+
+  /** Replace the rules of a replica <style> by the customer's CSSOM rules. */
+  function styleRules(rec) {
+    var sheet = STYLE_SHEET.call(rec.owner);
+    var win = windowOf(rec.owner);
+    if (!sheet || !win) return false;
+    try {
+      var tmp = new win.CSSStyleSheet();
+      tmp.replaceSync(rec.css);
+      while (sheet.cssRules.length) sheet.deleteRule(0);
+      for (var i = 0; i < tmp.cssRules.length; i++) {
+        try {
+          sheet.insertRule(tmp.cssRules[i].cssText, sheet.cssRules.length);
+        } catch (_) { /* a rule this sheet does not take */ }
+      }
+    } catch (e) {
+      log('stylesheet rules not applied', e);
+    }
+    return true;
+  }
+
+  function boxStyle(node, spec) {
+    var w = Math.max(0, Math.min(100000, Number(spec.w) || 0));
+    var h = Math.max(0, Math.min(100000, Number(spec.h) || 0));
+    var old = GET_ATTR.call(node, 'style');
+    P.set(node, 'style', (old ? old + ';' : '') + 'box-sizing:border-box;width:' + w + 'px;height:' + h +
+      'px;background:#eef0f3;outline:1px dashed #9aa3af;outline-offset:-1px');
+    P.set(node, 'data-cobrowse-placeholder', String(spec.kind || ''));
+  }
+
+  function label(d, text) {
+    var div = P.el(d, 'div');
+    P.set(div, 'style', 'box-sizing:border-box;width:100%;height:100%;display:flex;align-items:center;' +
+      'justify-content:center;font:13px system-ui,sans-serif;color:#4b5563;background:#eef0f3;overflow:hidden');
+    div.textContent = text;
+    return div;
+  }
+
+  function finishBox(node, spec) {
+    var kind = PLACEHOLDER_LABEL[spec.kind] ? spec.kind : 'shadow';
+    var text = PLACEHOLDER_LABEL[kind];
+    var win = windowOf(node);
+    try {
+      if (win && win.getComputedStyle(node).display === 'inline') {
+        P.set(node, 'style', GET_ATTR.call(node, 'style') + ';display:inline-block');
+      }
+    } catch (_) { /* not rendered */ }
+    if (isFrameEl(node)) {
+      var fd = CONTENT_DOC.call(node);
+      if (!fd) return;
+      emptyNode(fd);
+      var html = P.el(fd, 'html');
+      var body = P.el(fd, 'body');
+      P.set(body, 'style', 'margin:0;height:100vh');
+      P.append(html, body);
+      P.append(body, label(fd, text));
+      P.append(fd, html);
+    } else if (node.localName === 'canvas') {
+      var ctx = HTMLCanvasElement.prototype.getContext.call(node, '2d');
+      if (!ctx) return;
+      ctx.fillStyle = '#eef0f3';
+      ctx.fillRect(0, 0, node.width, node.height);
+      ctx.fillStyle = '#4b5563';
+      ctx.font = '13px system-ui, sans-serif';
+      ctx.textAlign = 'center';
+      ctx.fillText(text, node.width / 2, node.height / 2);
+    } else {
+      var sr = SHADOW_ROOT.call(node);
+      try {
+        if (!sr) sr = ATTACH_SHADOW.call(node, { mode: 'open' });
+        emptyNode(sr);
+        P.append(sr, label(doc, text));
+      } catch (_) { /* the box alone */ }
+    }
+  }
+
+  /** Build a frame's document inside the replica's (connected) frame element. */
+  function fillFrame(frame, spec) {
+    var fd = CONTENT_DOC.call(frame);
+    if (!fd) return;
+    emptyNode(fd);
+    register(fd, spec.id);
+    var saved = doc;
+    doc = fd; // nodes are created in the frame's own document
+    try {
+      appendChildren(fd, spec.children);
+    } finally {
+      doc = saved;
+    }
+  }
+
+  /** After nodes were inserted: the work that needs them connected. */
+  function settleV12() {
+    for (var round = 0; round < 16 && (pendingFrames.length || pendingStyles.length || pendingBoxes.length); round++) {
+      var frames = pendingFrames;
+      pendingFrames = [];
+      frames.forEach(function (f) {
+        if (IS_CONNECTED.call(f.frame)) fillFrame(f.frame, f.spec);
+      });
+      var styles = pendingStyles;
+      pendingStyles = [];
+      styles.forEach(function (rec) {
+        if (sheets.get(rec.id) === rec && IS_CONNECTED.call(rec.owner)) styleRules(rec);
+      });
+      var boxes = pendingBoxes;
+      pendingBoxes = [];
+      boxes.forEach(function (b) {
+        if (IS_CONNECTED.call(b.node)) finishBox(b.node, b.spec);
+      });
+    }
+  }
+
   function injectStyle() {
     if (!doc || !P.root(doc)) return;
     ourStyle = P.el(doc, 'style');
@@ -692,6 +964,7 @@
     register(doc, m.root.id);
     appendChildren(doc, m.root.children);
     if (!P.root(doc)) P.append(doc, P.el(doc, 'html'));
+    settleV12();
     injectStyle();
     if (m.viewport) setViewport(m.viewport.w, m.viewport.h);
     appliedScroll = { x: 0, y: 0 };
@@ -721,15 +994,23 @@
         if (!parent) return;
         var before = op.before === null || op.before === undefined ? null : idToNode.get(op.before) || null;
         if (before && P.parent(before) !== parent) before = null;
-        var built = build(op.node);
-        if (built) P.before(parent, built, before);
+        if (!buildSpecial(parent, op.node)) {
+          var built = build(op.node);
+          if (built) P.before(parent, built, before);
+        }
+        settleV12();
         return;
       }
       case 'remove':
+        if (sheets.has(op.id)) {
+          dropSheet(op.id);
+          return;
+        }
         node = idToNode.get(op.id);
         if (!node) return;
         forget(node);
         if (P.parent(node)) P.remove(P.parent(node), node);
+        else if (node !== doc) emptyNode(node); // a shadow root or a frame's document
         return;
       case 'attr':
         node = idToNode.get(op.id);
@@ -738,6 +1019,10 @@
         else setAttr(node, op.name, String(op.value), node.localName);
         return;
       case 'text':
+        if (sheets.has(op.id)) {
+          updateSheet(op.id, String(op.text));
+          return;
+        }
         node = idToNode.get(op.id);
         if (node && (P.type(node) === 3 || P.type(node) === 8)) node.data = String(op.text);
         return;
@@ -811,8 +1096,14 @@
 
   // ------------------------------------------- agent input in the replica
 
+  /** The node an event happened on, inside shadow roots too (not retargeted to the host). */
+  function realTarget(e) {
+    var path = e.composedPath ? e.composedPath() : null;
+    return path && path.length ? path[0] : e.target;
+  }
+
   function idFor(target) {
-    for (var n = target; n; n = n.parentNode) {
+    for (var n = target; n; n = n.parentNode || (n.nodeType === 11 ? n.host : null)) {
       if (ours.has(n)) return undefined;
       var id = nodeToId.get(n);
       if (id !== undefined && n.nodeType === 1) return id;
@@ -856,7 +1147,7 @@
       hintPointerMode();
       return;
     }
-    var id = idFor(e.target);
+    var id = idFor(realTarget(e));
     if (id !== undefined) send({ t: 'click', id: id });
   });
 
@@ -864,14 +1155,14 @@
   // get `pointerdown`: forward the attempt so the server answers with a reason.
   var onPointerDown = guard(function (e) {
     if (state !== 'active' || ended || frozen || mode !== 'write' || e.button !== 0) return;
-    var t = e.target;
+    var t = realTarget(e);
     if (!t || !t.closest || !t.closest(':disabled')) return;
     var id = idFor(t);
     if (id !== undefined) send({ t: 'click', id: id });
   });
 
   var onBeforeInput = guard(function (e) {
-    var t = e.target;
+    var t = realTarget(e);
     if (frozen) {
       e.preventDefault();
       return;
@@ -889,7 +1180,7 @@
 
   var onInput = guard(function (e) {
     if (mode !== 'write' || state !== 'active' || frozen) return;
-    var t = e.target;
+    var t = realTarget(e);
     if (!t || !/^(input|textarea|select)$/.test(t.localName)) return;
     if (t.localName === 'input' && /^(checkbox|radio|file)$/.test(t.type)) return;
     var id = idFor(t);
@@ -907,7 +1198,7 @@
     if (mode !== 'write' || state !== 'active') return;
     // Focus and submission happen on the customer's page, not in the replica.
     if (e.key !== 'Escape') e.preventDefault();
-    var id = idFor(e.target);
+    var id = idFor(realTarget(e));
     if (id !== undefined) send({ t: 'key', id: id, key: e.key });
   });
 

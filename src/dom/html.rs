@@ -448,6 +448,14 @@ pub fn to_html(node: &Node, strip_scripts: bool) -> String {
                 out.push_str(&text.replace("-->", "-- >"));
                 out.push_str("-->");
             }
+            // declarative shadow DOM, as a browser would parse it back
+            Node::Shadow { children, .. } => {
+                out.push_str("<template shadowrootmode=\"open\">");
+                stack.push(Step::Close("template"));
+                stack.extend(children.iter().rev().map(|c| Step::Open(c, false)));
+            }
+            // CSSOM rules and placeholders have no markup form
+            Node::Sheet { .. } | Node::Placeholder { .. } => {}
         }
     }
     out

@@ -10,7 +10,7 @@
 pub mod html;
 pub mod select;
 
-use crate::protocol::{Limits, Node, NodeId};
+use crate::protocol::{Limits, Node, NodeId, PlaceholderKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 
@@ -152,11 +152,32 @@ impl ElementData {
 /// What a node is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
+    /// The document root, or (with a parent) the document of a frame.
     Document,
     Doctype(String),
     Element(ElementData),
     Text(String),
     Comment(String),
+    /// An open shadow root (child of its host element).
+    Shadow,
+    /// CSSOM rules: of the parent `<style>`, or an adopted sheet of the
+    /// parent document / shadow root.
+    Sheet(String),
+    /// A box standing for content the snippet could not capture.
+    Placeholder(PlaceholderKind, f64, f64),
+}
+
+impl Kind {
+    /// A boundary node that rules see through: a shadow root, or the
+    /// document of a frame. Its content inherits the state of the element
+    /// above it, and ancestor walks pass through it.
+    pub fn is_boundary(&self, has_parent: bool) -> bool {
+        match self {
+            Kind::Shadow => true,
+            Kind::Document => has_parent,
+            _ => false,
+        }
+    }
 }
 
 /// Per-node annotations owned by the rewrite engine (opaque here).
@@ -194,6 +215,12 @@ impl NodeData {
             Kind::Element(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// Whether this node is a shadow root or a frame's document (see
+    /// [`Kind::is_boundary`]).
+    pub fn is_boundary(&self) -> bool {
+        self.kind.is_boundary(self.parent.is_some())
     }
 }
 
@@ -285,6 +312,22 @@ impl Dom {
     /// Parent slot.
     pub fn parent(&self, slot: Slot) -> Option<Slot> {
         self.node(slot).parent
+    }
+
+    /// The element above `slot` for rules: its parent if an element; across
+    /// a shadow root, the host; across a frame's document, the frame
+    /// element. `None` at the top document.
+    pub fn parent_element(&self, slot: Slot) -> Option<Slot> {
+        let mut cur = self.node(slot).parent;
+        while let Some(p) = cur {
+            let n = self.node(p);
+            match n.kind {
+                Kind::Element(_) => return Some(p),
+                _ if n.is_boundary() => cur = n.parent,
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Iterate the children of a node.
@@ -441,6 +484,13 @@ impl Dom {
             }
             Node::Text { text, .. } => Kind::Text(text.clone()),
             Node::Comment { text, .. } => Kind::Comment(text.clone()),
+            Node::Shadow { .. } => Kind::Shadow,
+            Node::Sheet { css, .. } => Kind::Sheet(css.clone()),
+            Node::Placeholder { kind, w, h, .. } => Kind::Placeholder(
+                *kind,
+                PlaceholderKind::clamp(*w),
+                PlaceholderKind::clamp(*h),
+            ),
         };
         self.alloc(NodeData {
             id: node.id(),
@@ -517,16 +567,20 @@ impl Dom {
         limits: &Limits,
     ) -> Result<(Slot, Option<Slot>), DomError> {
         let p = self.slot(parent).ok_or(DomError::UnknownNode(parent))?;
-        match self.node(p).kind {
-            Kind::Document | Kind::Element(_) => {}
+        let place = match &self.node(p).kind {
+            Kind::Document => Place::Document,
+            Kind::Shadow => Place::Shadow,
+            Kind::Element(e) => Place::of_element(e),
             _ => {
                 return Err(DomError::InvalidOp(format!(
                     "node {parent} cannot have children"
                 )))
             }
-        }
-        if matches!(node, Node::Document { .. }) {
-            return Err(DomError::InvalidOp("cannot insert a document node".into()));
+        };
+        if matches!(node, Node::Document { .. }) && place != Place::Frame {
+            return Err(DomError::InvalidOp(
+                "a document node can only be inserted under a frame element".into(),
+            ));
         }
         if self.element(p).is_some_and(|e| e.is_html("template")) {
             return Err(DomError::InvalidOp(format!(
@@ -546,7 +600,7 @@ impl Dom {
             None => None,
         };
         let depth = self.depth(p) + 2;
-        check_new_tree(node, self, limits, depth)?;
+        check_new_tree_at(node, self, limits, depth, place)?;
         Ok((p, b))
     }
 
@@ -623,12 +677,12 @@ impl Dom {
                 *t = text.to_string();
                 Ok((s, flipped))
             }
-            Kind::Comment(t) => {
+            Kind::Comment(t) | Kind::Sheet(t) => {
                 *t = text.to_string();
                 Ok((s, false))
             }
             _ => Err(DomError::InvalidOp(format!(
-                "node {id} is not a text or comment node"
+                "node {id} is not a text, comment or sheet node"
             ))),
         }
     }
@@ -713,6 +767,17 @@ impl Dom {
                 id: n.id,
                 text: t.clone(),
             },
+            Kind::Shadow => Node::Shadow { id: n.id, children },
+            Kind::Sheet(css) => Node::Sheet {
+                id: n.id,
+                css: css.clone(),
+            },
+            Kind::Placeholder(kind, w, h) => Node::Placeholder {
+                id: n.id,
+                kind: *kind,
+                w: *w,
+                h: *h,
+            },
         }
     }
 
@@ -755,6 +820,70 @@ fn panic_free_missing() -> ! {
     unreachable!("dangling mirror slot")
 }
 
+/// Where a node sits, for the placement rules of the v1.2 node kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The top of a snapshot.
+    Top,
+    /// Under a document (the top one or a frame's).
+    Document,
+    /// Under a shadow root.
+    Shadow,
+    /// Under a frame element (`iframe`, `frame`): a document may go here.
+    Frame,
+    /// Under a `<style>` element.
+    Style,
+    /// Under any other element.
+    Element,
+    /// Under a node that holds no children (checked by the caller).
+    Leaf,
+}
+
+impl Place {
+    fn of_element(e: &ElementData) -> Place {
+        if e.ns == Ns::Html && matches!(e.tag.as_str(), "iframe" | "frame") {
+            Place::Frame
+        } else if e.ns == Ns::Html && e.tag == "style" {
+            Place::Style
+        } else {
+            Place::Element
+        }
+    }
+
+    fn of_wire(n: &Node) -> Place {
+        match n {
+            Node::Document { .. } => Place::Document,
+            Node::Shadow { .. } => Place::Shadow,
+            Node::Element { tag, ns, .. } => {
+                let html = matches!(ns.as_deref(), None | Some("") | Some("html"));
+                if html && (tag.eq_ignore_ascii_case("iframe") || tag.eq_ignore_ascii_case("frame"))
+                {
+                    Place::Frame
+                } else if html && tag.eq_ignore_ascii_case("style") {
+                    Place::Style
+                } else {
+                    Place::Element
+                }
+            }
+            _ => Place::Leaf,
+        }
+    }
+}
+
+/// Whether a node of this kind may sit at `place` (the v1.2 kinds have
+/// fixed places: a document at the top or under a frame element, a shadow
+/// root and a placeholder under an element, a sheet under a `<style>`, a
+/// document or a shadow root).
+fn placed_legally(node: &Node, place: Place) -> bool {
+    let under_element = matches!(place, Place::Element | Place::Frame | Place::Style);
+    match node {
+        Node::Document { .. } => matches!(place, Place::Top | Place::Frame),
+        Node::Shadow { .. } | Node::Placeholder { .. } => under_element,
+        Node::Sheet { .. } => matches!(place, Place::Style | Place::Document | Place::Shadow),
+        _ => true,
+    }
+}
+
 /// Validate a wire tree about to be added: ids unique (within itself and
 /// against the mirror), node kinds placed legally, depth and size limits.
 fn check_new_tree(
@@ -763,10 +892,20 @@ fn check_new_tree(
     limits: &Limits,
     base_depth: usize,
 ) -> Result<(), DomError> {
+    check_new_tree_at(root, dom, limits, base_depth, Place::Top)
+}
+
+fn check_new_tree_at(
+    root: &Node,
+    dom: &Dom,
+    limits: &Limits,
+    base_depth: usize,
+    place: Place,
+) -> Result<(), DomError> {
     let mut seen: FxHashSet<NodeId> = FxHashSet::default();
-    let mut stack: Vec<(&Node, usize, bool)> = vec![(root, base_depth, true)];
+    let mut stack: Vec<(&Node, usize, Place)> = vec![(root, base_depth, place)];
     let mut count = 0usize;
-    while let Some((node, depth, is_root)) = stack.pop() {
+    while let Some((node, depth, place)) = stack.pop() {
         if depth > limits.max_depth {
             return Err(DomError::Limit(format!(
                 "document deeper than {} levels",
@@ -784,24 +923,24 @@ fn check_new_tree(
         if !seen.insert(id) || dom.index.contains_key(&id) {
             return Err(DomError::DuplicateNode(id));
         }
-        match node {
-            Node::Document { .. } if !is_root => {
-                return Err(DomError::InvalidOp(format!(
-                    "document node {id} nested inside a tree"
-                )))
-            }
-            Node::Element { ns, tag, .. } => {
-                Ns::from_wire(ns.as_deref())?;
-                if tag.is_empty() {
-                    return Err(DomError::InvalidOp(format!(
-                        "element {id} has an empty tag"
-                    )));
-                }
-            }
-            _ => {}
+        if !placed_legally(node, place) {
+            return Err(DomError::InvalidOp(format!(
+                "node {id} of this kind cannot be placed here (a document goes under a frame \
+                 element, a shadow root or placeholder under an element, a sheet under a \
+                 <style>, a document or a shadow root)"
+            )));
         }
+        if let Node::Element { ns, tag, .. } = node {
+            Ns::from_wire(ns.as_deref())?;
+            if tag.is_empty() {
+                return Err(DomError::InvalidOp(format!(
+                    "element {id} has an empty tag"
+                )));
+            }
+        }
+        let inner = Place::of_wire(node);
         for c in node.children() {
-            stack.push((c, depth + 1, false));
+            stack.push((c, depth + 1, inner));
         }
     }
     Ok(())

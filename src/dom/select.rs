@@ -626,12 +626,12 @@ impl selectors::Element for El<'_> {
         OpaqueElement::new(self.dom.node(self.slot))
     }
 
+    /// Fail closed across boundaries: a shadow root and a frame's document
+    /// are transparent for ancestor walks, so `form.pay input` also
+    /// matches an input in the shadow tree of a component inside
+    /// `form.pay`, or in a frame inside it.
     fn parent_element(&self) -> Option<Self> {
-        let p = self.dom.node(self.slot).parent?;
-        match self.dom.node(p).kind {
-            Kind::Element(_) => self.wrap(Some(p)),
-            _ => None,
-        }
+        self.wrap(self.dom.parent_element(self.slot))
     }
 
     fn parent_node_is_shadow_root(&self) -> bool {

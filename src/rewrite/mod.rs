@@ -348,6 +348,19 @@ impl Doc {
             stack.push(r);
             while let Some(x) = stack.pop() {
                 let n = self.dom.node(x);
+                if n.is_boundary() {
+                    // a shadow root or frame document: its content inherits
+                    // through it (see `parent_eff`), so the walk goes on
+                    let parent_changed =
+                        n.parent.is_some_and(|p| self.dom.node(p).meta.changed == e);
+                    let m = &mut self.dom.node_mut(x).meta;
+                    m.mark = effmark;
+                    if parent_changed {
+                        m.changed = e;
+                    }
+                    stack.extend(self.dom.children(x));
+                    continue;
+                }
                 if !matches!(n.kind, Kind::Element(_)) {
                     self.dom.node_mut(x).meta.mark = effmark;
                     continue;
@@ -701,6 +714,10 @@ impl Doc {
                 let pe = n.parent.map(|p| parent_eff(&self.dom, p)).unwrap_or(0);
                 EndContent::Text(agent_text(t, pe, settings))
             }
+            Kind::Sheet(css) => {
+                let pe = n.parent.map(|p| parent_eff(&self.dom, p)).unwrap_or(0);
+                EndContent::Text(render::agent_css(css, pe, settings))
+            }
             _ => EndContent::Hidden,
         }
     }
@@ -737,9 +754,12 @@ fn settle_node(n: &mut Node, id: NodeId, end: &EndContent) {
     let mut stack = vec![n];
     while let Some(n) = stack.pop() {
         match (n, end) {
-            (Node::Text { id: x, text } | Node::Comment { id: x, text }, EndContent::Text(t))
-                if *x == id =>
-            {
+            (
+                Node::Text { id: x, text }
+                | Node::Comment { id: x, text }
+                | Node::Sheet { id: x, css: text },
+                EndContent::Text(t),
+            ) if *x == id => {
                 text.clone_from(t);
                 return;
             }
@@ -766,10 +786,11 @@ fn settle_node(n: &mut Node, id: NodeId, end: &EndContent) {
                 scrub_node(n, id);
                 return;
             }
-            (Node::Element { children, .. } | Node::Document { children, .. }, _) => {
-                stack.extend(children.iter_mut());
+            (n, _) => {
+                if let Some(children) = n.children_mut() {
+                    stack.extend(children.iter_mut());
+                }
             }
-            _ => {}
         }
     }
 }
@@ -801,11 +822,13 @@ fn payload_bytes(root: &Node) -> usize {
                     total = total.saturating_add(k.len() + v.len() + 48);
                 }
             }
-            Node::Text { text, .. } | Node::Comment { text, .. } => {
+            Node::Text { text, .. }
+            | Node::Comment { text, .. }
+            | Node::Sheet { css: text, .. } => {
                 total = total.saturating_add(text.len());
             }
             Node::Doctype { name, .. } => total = total.saturating_add(name.len()),
-            Node::Document { .. } => {}
+            Node::Document { .. } | Node::Shadow { .. } | Node::Placeholder { .. } => {}
         }
         stack.extend(n.children());
     }
@@ -827,8 +850,8 @@ fn mirror_bytes(dom: &Dom, slot: Slot) -> usize {
                         .map(|(k, v)| k.len() + v.len() + 48)
                         .sum::<usize>()
             }
-            Kind::Text(t) | Kind::Comment(t) | Kind::Doctype(t) => t.len(),
-            Kind::Document => 0,
+            Kind::Text(t) | Kind::Comment(t) | Kind::Doctype(t) | Kind::Sheet(t) => t.len(),
+            Kind::Document | Kind::Shadow | Kind::Placeholder(..) => 0,
         });
     });
     total
@@ -860,7 +883,7 @@ impl Doc {
                     .dom
                     .slot(*id)
                     .map_or(0, |s| match &self.dom.node(s).kind {
-                        Kind::Text(t) | Kind::Comment(t) => t.len(),
+                        Kind::Text(t) | Kind::Comment(t) | Kind::Sheet(t) => t.len(),
                         _ => 0,
                     });
                 signed(text.len()) - signed(old)
@@ -912,7 +935,11 @@ fn scrub_op(op: &mut Op, id: NodeId) {
 fn scrub_node(n: &mut Node, id: NodeId) -> bool {
     use crate::rules::detect::mask_chars;
     match n {
-        Node::Text { id: x, text } | Node::Comment { id: x, text } if *x == id => {
+        Node::Text { id: x, text }
+        | Node::Comment { id: x, text }
+        | Node::Sheet { id: x, css: text }
+            if *x == id =>
+        {
             *text = mask_chars(text);
             true
         }
@@ -930,10 +957,9 @@ fn scrub_node(n: &mut Node, id: NodeId) -> bool {
             *checked = None;
             true
         }
-        Node::Element { children, .. } | Node::Document { children, .. } => {
-            children.iter_mut().any(|c| scrub_node(c, id))
-        }
-        _ => false,
+        n => n
+            .children_mut()
+            .is_some_and(|children| children.iter_mut().any(|c| scrub_node(c, id))),
     }
 }
 

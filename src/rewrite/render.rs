@@ -323,12 +323,22 @@ pub fn holder_eff(dom: &Dom, slot: Slot) -> u8 {
     }
 }
 
-/// Effective bits that a node's children inherit from `slot`.
+/// Effective bits that a node's children inherit from `slot`. A shadow
+/// root or a frame's document passes on the state of the element above it
+/// (fail closed: a masked host masks its shadow content, a masked frame
+/// element its document).
 pub fn parent_eff(dom: &Dom, slot: Slot) -> u8 {
-    let n = dom.node(slot);
-    match n.kind {
-        Kind::Element(_) => n.meta.eff,
-        _ => 0,
+    let mut cur = slot;
+    loop {
+        let n = dom.node(cur);
+        match n.kind {
+            Kind::Element(_) => return n.meta.eff,
+            _ if n.is_boundary() => match n.parent {
+                Some(p) => cur = p,
+                None => return 0,
+            },
+            _ => return 0,
+        }
     }
 }
 
@@ -812,6 +822,13 @@ pub fn agent_text(text: &str, parent_eff: u8, settings: &SiteSettings) -> String
     }
 }
 
+/// CSS built through the CSSOM (a [`Kind::Sheet`]) as the agent gets it:
+/// the same treatment as the text of a `<style>` element under a parent in
+/// state `parent_eff`.
+pub fn agent_css(css: &str, parent_eff: u8, settings: &SiteSettings) -> String {
+    agent_text(css, parent_eff, settings)
+}
+
 /// Inline elements: their text joins the text around them (a card number
 /// may be split across them). Everything else starts or ends a block.
 const INLINE_TAGS: &[&str] = &[
@@ -1206,6 +1223,29 @@ fn render_visible(dom: &Dom, slot: Slot, settings: &SiteSettings, clear: &mut Cl
                 checked,
             }
         }
+        Kind::Shadow => Node::Shadow {
+            id,
+            children: dom
+                .children(slot)
+                .map(|c| render_visible(dom, c, settings, clear))
+                .collect(),
+        },
+        Kind::Sheet(css) => {
+            let pe = n.parent.map(|p| parent_eff(dom, p)).unwrap_or(0);
+            if pe & E_MASKED == 0 {
+                clear.push(id);
+            }
+            Node::Sheet {
+                id,
+                css: agent_css(css, pe, settings),
+            }
+        }
+        Kind::Placeholder(kind, w, h) => Node::Placeholder {
+            id,
+            kind: *kind,
+            w: *w,
+            h: *h,
+        },
         Kind::Text(t) | Kind::Comment(t) => {
             let pe = n.parent.map(|p| parent_eff(dom, p)).unwrap_or(0);
             if pe & E_MASKED == 0 {

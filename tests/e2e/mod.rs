@@ -6,6 +6,7 @@
 //! `snippet` the snippet's own behaviour (lifted masks, values set by script).
 
 pub mod browser;
+mod components;
 mod flows;
 mod privacy;
 mod sealed;

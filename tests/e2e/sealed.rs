@@ -125,7 +125,8 @@ async fn agent_browser_contacts_no_other_host_and_clobbering_names_do_not_break_
         .eval(&format!(
             "{REPLICA} return d.querySelectorAll('script,object,embed,base').length === 0 \
              && [].every.call(d.querySelectorAll('iframe'), function (f) {{ \
-                  return f.getAttribute('sandbox') === '' && !f.hasAttribute('src'); }});"
+                  var sb = f.getAttribute('sandbox'); \
+                  return (sb === '' || sb === 'allow-same-origin') && !f.hasAttribute('src'); }});"
         ))
         .await;
     assert!(

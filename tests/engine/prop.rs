@@ -104,7 +104,8 @@ fn build_rules(spec: &RuleSpec) -> Arc<CompiledRules> {
     )
 }
 
-/// kind: 0..6 element tags, 6..8 text (8: empty text); class 3/4 = none.
+/// kind: 0..6 element tags, 6..8 text (8: empty text), 9 a `div` host
+/// with an open shadow root (protocol v1.2); class 3/4 = none.
 #[derive(Debug, Clone)]
 struct NodeSpec {
     parent: usize,
@@ -117,7 +118,7 @@ struct NodeSpec {
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
     (
         any::<usize>(),
-        0u8..9,
+        0u8..10,
         0u8..5,
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.2),
@@ -195,6 +196,29 @@ impl Gen {
 }
 
 fn make_node(g: &mut Gen, kind: u8, class: u8, title: bool, data: bool, with_text: bool) -> Node {
+    if kind == 9 {
+        // a web component: rules must apply inside its shadow tree as in
+        // the light tree (the host's state is inherited, combinators see
+        // through the boundary)
+        let inner = make_node(g, 1, (class + 1) % 5, title, data, true);
+        let field = make_node(g, 4, class, false, false, false);
+        let shadow = Node::Shadow {
+            id: g.id(),
+            children: vec![
+                Node::Text {
+                    id: g.id(),
+                    text: format!("s {}", g.secret()),
+                },
+                inner,
+                field,
+            ],
+        };
+        let mut host = make_node(g, 0, class, title, data, with_text);
+        if let Node::Element { children, .. } = &mut host {
+            children.insert(0, shadow);
+        }
+        return host;
+    }
     if kind >= 6 {
         let text = if kind == 8 {
             String::new()
@@ -336,7 +360,7 @@ fn resolve(dom: &Dom, g: &mut Gen, (kind, a, b, c): (u8, usize, usize, u8)) -> V
             let before = kids.get(pos).map(|&k| dom.node(k).id);
             let node = make_node(
                 g,
-                (b / 7 % 9) as u8,
+                (b / 7 % 10) as u8,
                 c % 5,
                 b % 4 == 0,
                 b % 5 == 0,

@@ -287,13 +287,19 @@ fn rewriter() -> Rewriter {
 
 fn shift_ids(n: &mut Node, by: NodeId) {
     match n {
-        Node::Document { id, children } | Node::Element { id, children, .. } => {
+        Node::Document { id, children }
+        | Node::Element { id, children, .. }
+        | Node::Shadow { id, children } => {
             *id += by;
             for c in children {
                 shift_ids(c, by);
             }
         }
-        Node::Text { id, .. } | Node::Comment { id, .. } | Node::Doctype { id, .. } => *id += by,
+        Node::Text { id, .. }
+        | Node::Comment { id, .. }
+        | Node::Doctype { id, .. }
+        | Node::Sheet { id, .. }
+        | Node::Placeholder { id, .. } => *id += by,
     }
 }
 

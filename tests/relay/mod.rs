@@ -9,4 +9,5 @@ mod inert;
 mod lifecycle;
 mod privacy_match;
 mod privacy_render;
+mod shadow;
 mod timeouts;
