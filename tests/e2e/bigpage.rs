@@ -1,0 +1,1 @@
+//! Big pages stay live (issue 9 item 3): placeholder, filled in below.
