@@ -208,6 +208,7 @@ async fn run(keys: usize, filters: usize) {
     let mut refilter = Vec::new();
     let mut refilter_viewer = Vec::new();
     let mut refilter_transit = Vec::new();
+    let mut refilter_ops = Vec::new();
     let filter_inputs: Vec<&Input> = inputs.iter().filter(|i| i.id == "filter").collect();
     assert_eq!(
         filter_inputs.len(),
@@ -220,6 +221,7 @@ async fn run(keys: usize, filters: usize) {
         refilter.push(f.frame.unwrap_or(f.recv + f.ms) - inp.t);
         refilter_viewer.push(f.ms);
         refilter_transit.push(f.recv - inp.t);
+        refilter_ops.push(f.n as f64);
     }
     let snippet = |name: &str| -> Vec<f64> {
         marks
@@ -312,6 +314,7 @@ async fn run(keys: usize, filters: usize) {
         "snippet_field_poll_ms": summary("snippet field poll (no change)", polls),
         "refilter_to_agent_screen_ms": summary("re-filter 4,000 rows -> agent screen", refilter),
         "viewer_apply_refilter_ms": summary("viewer apply, re-filter frame", refilter_viewer),
+        "refilter_ops_per_frame": summary("re-filter frame ops (count, not ms)", refilter_ops),
         "refilter_to_viewer_receipt_ms": summary("re-filter -> viewer receipt (snippet + server + network)", refilter_transit),
         "first_replica_ms": first_replica,
         "snippet_serialise_ms": serialise.ms,
