@@ -664,10 +664,11 @@
         } catch (_) {
           node = P.el(doc, 'span');
         }
-        var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : {};
-        Object.keys(attrs).forEach(function (name) {
-          setAttr(node, name, String(attrs[name]), lower);
-        });
+        var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : null;
+        // A plain loop: this runs once per element of a snapshot (30,000 on a big page).
+        for (var name in attrs) {
+          if (Object.prototype.hasOwnProperty.call(attrs, name)) setAttr(node, name, String(attrs[name]), lower);
+        }
         if (lower === 'iframe' || lower === 'frame') P.set(node, 'sandbox', '');
         register(node, spec.id);
         appendChildren(node, spec.children);
