@@ -28,6 +28,8 @@ struct Input {
     id: String,
     v: String,
     t: f64,
+    /// The page's own next animation frame after the event.
+    frame: Option<f64>,
 }
 
 /// One frame as the viewer's performance log has it.
@@ -86,8 +88,9 @@ fn summary(name: &str, mut v: Vec<f64>) -> Value {
         "p90": percentile(&v, 0.9),
         "max": v.last().copied().unwrap_or(f64::NAN),
     });
+    let unit = if name.contains("count") { "" } else { " ms" };
     println!(
-        "bigpage {name}: n={} p50={:.1} ms p90={:.1} ms max={:.1} ms",
+        "bigpage {name}: n={} p50={:.1}{unit} p90={:.1}{unit} max={:.1}{unit}",
         v.len(),
         percentile(&v, 0.5),
         percentile(&v, 0.9),
@@ -196,6 +199,7 @@ async fn run(keys: usize, filters: usize) {
     let mut applied = Vec::new();
     let mut screen = Vec::new();
     let mut viewer_ms = Vec::new();
+    let mut page_frame = Vec::new();
     for inp in inputs.iter().filter(|i| i.id == "note") {
         let f = frame_for(&frames, inp, &inp.v)
             .unwrap_or_else(|| panic!("no replica frame for keystroke {inp:?}"));
@@ -204,11 +208,15 @@ async fn run(keys: usize, filters: usize) {
         if let Some(fr) = f.frame {
             screen.push(fr - inp.t);
         }
+        if let Some(fr) = inp.frame {
+            page_frame.push(fr - inp.t);
+        }
     }
     let mut refilter = Vec::new();
     let mut refilter_viewer = Vec::new();
     let mut refilter_transit = Vec::new();
     let mut refilter_ops = Vec::new();
+    let mut refilter_page = Vec::new();
     let filter_inputs: Vec<&Input> = inputs.iter().filter(|i| i.id == "filter").collect();
     assert_eq!(
         filter_inputs.len(),
@@ -222,6 +230,9 @@ async fn run(keys: usize, filters: usize) {
         refilter_viewer.push(f.ms);
         refilter_transit.push(f.recv - inp.t);
         refilter_ops.push(f.n as f64);
+        if let Some(fr) = inp.frame {
+            refilter_page.push(fr - inp.t);
+        }
     }
     let snippet = |name: &str| -> Vec<f64> {
         marks
@@ -268,6 +279,8 @@ async fn run(keys: usize, filters: usize) {
         .clone();
     let snapshot = marks.iter().find(|m| m.name == "snapshot").unwrap().clone();
     let first_replica = snap_frame.frame.unwrap() - serialise.t;
+    let page_build: Value = s.customer.eval("return window.__pageBuild;").await;
+    println!("bigpage the page's own build: {page_build}");
     println!(
         "bigpage first replica: {first_replica:.0} ms (snippet serialise {:.0} ms, + JSON and send {:.0} ms; \
          server + network {:.0} ms; viewer build {:.0} ms; to the next frame {:.0} ms); clock skew {skew:.1} ms",
@@ -307,6 +320,7 @@ async fn run(keys: usize, filters: usize) {
         "clock_skew_ms": skew,
         "keystroke_to_replica_applied_ms": summary("keystroke -> replica applied", applied),
         "keystroke_to_next_frame_ms": summary("keystroke -> agent screen (next frame)", screen),
+        "page_keystroke_to_own_next_frame_ms": summary("keystroke -> the page's own next frame", page_frame),
         "viewer_apply_keystroke_ms": summary("viewer apply, keystroke frame", viewer_ms),
         "snippet_value_event_ms": summary("snippet value event", value_events),
         "snippet_refilter_batch_ms": summary("snippet re-filter batch (>= 1000 ops)", batches),
@@ -314,9 +328,11 @@ async fn run(keys: usize, filters: usize) {
         "snippet_field_poll_ms": summary("snippet field poll (no change)", polls),
         "refilter_to_agent_screen_ms": summary("re-filter 4,000 rows -> agent screen", refilter),
         "viewer_apply_refilter_ms": summary("viewer apply, re-filter frame", refilter_viewer),
-        "refilter_ops_per_frame": summary("re-filter frame ops (count, not ms)", refilter_ops),
+        "page_refilter_to_own_next_frame_ms": summary("re-filter -> the page's own next frame", refilter_page),
+        "refilter_ops_per_frame": summary("re-filter frame ops (count)", refilter_ops),
         "refilter_to_viewer_receipt_ms": summary("re-filter -> viewer receipt (snippet + server + network)", refilter_transit),
         "first_replica_ms": first_replica,
+        "page_own_build": page_build,
         "snippet_serialise_ms": serialise.ms,
         "snippet_snapshot_send_ms": snapshot.ms,
         "viewer_build_ms": snap_frame.ms,
