@@ -66,6 +66,23 @@
     }
   })();
   var WS_ORIGIN = ORIGIN.replace(/^http/, 'ws');
+
+  // Debug, performance marks: with data-debug="perf" on the script tag the
+  // snippet records how long its own work takes (snapshot, mutation batch,
+  // value event, field poll, cues) in window.__cobrowsePerf as
+  // {name, t: start in ms since the epoch (timeOrigin + now), ms, n: ops}.
+  // Off by default: then each mark is one boolean test.
+  var PERF = !!(script && /(^|\s)perf(\s|$)/.test(script.getAttribute('data-debug') || ''));
+  function perfNow() {
+    return PERF ? W.performance.now() : 0;
+  }
+  function perfMark(name, start, n) {
+    if (!PERF) return;
+    var list = W.__cobrowsePerf || (W.__cobrowsePerf = []);
+    if (list.length < 20000) {
+      list.push({ name: name, t: W.performance.timeOrigin + start, ms: W.performance.now() - start, n: n || 0 });
+    }
+  }
   // --- admin editor hook (issue 4, element picker) ---------------------------
   // A signed link from the rules editor opens the page with
   // #cobrowse-pick=TOKEN: load the self-contained picker from the server.
@@ -349,7 +366,7 @@
     var r = cardRule(v);
     if (r.hit && holder && !cardMasked.has(holder)) {
       cardMasked.add(holder);
-      scheduleCues();
+      scheduleCues(true);
     }
     return r.text;
   }
@@ -1082,6 +1099,7 @@
 
   function processRecords(records) {
     if (!live || !records.length) return;
+    var t0 = perfNow();
     var dirty = [];
     var dirtySet = new Set();
     var attrs = [];
@@ -1144,6 +1162,7 @@
     if (ops.length) sendOps(ops);
     scheduleCues();
     checkPage();
+    perfMark('batch', t0, ops.length);
   }
 
   function flushRecords() {
@@ -1231,11 +1250,15 @@
 
   function pollFields() {
     if (!live) return;
+    var t0 = perfNow();
     var changed = [];
     controls.forEach(function (el) {
       if (lastSent.get(el) !== fieldState(el)) changed.push(el);
     });
-    if (!changed.length) return;
+    if (!changed.length) {
+      perfMark('poll', t0);
+      return;
+    }
     flushRecords(); // DOM changes first: a control may have been removed or replaced
     var ops = [];
     changed.forEach(function (el) {
@@ -1281,6 +1304,7 @@
     // inside a shadow root the event is retargeted to the host
     var el = (e.composedPath && e.composedPath()[0]) || e.target;
     if (!el || el.nodeType !== 1 || !isField(el)) return;
+    var t0 = perfNow();
     flushRecords();
     var id = known(el);
     if (id === undefined) return;
@@ -1296,6 +1320,7 @@
     }
     sendOps(ops);
     scheduleCues();
+    perfMark('value-event', t0, ops.length);
   });
 
   // -------------------------------------- capture: scroll, viewport, pointer
@@ -1486,15 +1511,34 @@
     }
   }
 
-  function scheduleCues() {
-    if (cueTimer) return;
+  // A cue pass scans the whole document (querySelectorAll per rule kind), so
+  // it must not run per mutation batch or keystroke on a big page: after a
+  // page change it runs at most once per CUE_GAP_MS (trailing), and soon
+  // (30 ms) only when what is hidden may have changed at once: new rules, a
+  // field the card rule just masked, the session's state.
+  var CUE_GAP_MS = 1000;
+  var lastCuePass = -CUE_GAP_MS;
+  var cueDue = 0; // when the scheduled pass runs (Date.now() ms)
+
+  function scheduleCues(urgent) {
+    var now = Date.now();
+    var due = urgent ? now + 30 : Math.max(now + 30, lastCuePass + CUE_GAP_MS);
+    if (cueTimer && cueDue <= due) return;
+    if (cueTimer) clearTimeout(cueTimer);
+    cueDue = due;
     cueTimer = setTimeout(guard(function () {
       cueTimer = null;
       applyCues();
-    }), 30);
+    }), due - now);
   }
 
   function applyCues() {
+    var t0 = perfNow();
+    lastCuePass = Date.now();
+    if (cueTimer) {
+      clearTimeout(cueTimer);
+      cueTimer = null;
+    }
     var want = new Map();
     if (S.id && S.state !== 'ended') {
       ['disable', 'mask', 'block'].forEach(function (kind) {
@@ -1529,6 +1573,7 @@
       if (el.getAttribute('data-cobrowse-cue') !== kind) el.setAttribute('data-cobrowse-cue', kind);
     });
     render();
+    perfMark('cues', t0, want.size);
   }
 
   var CUE_TEXT = {
@@ -1799,8 +1844,11 @@
     }
     if (live || !ws || ws.readyState !== 1) return;
     stopObserving();
+    var t0 = perfNow();
     var snap = takeSnapshot();
+    perfMark('serialise', t0);
     if (!send(snap)) return;
+    perfMark('snapshot', t0);
     live = true;
     startObserving();
     if (W.scrollX || W.scrollY) send({ t: 'scroll', x: W.scrollX, y: W.scrollY });
@@ -1896,7 +1944,7 @@
         var lifted = liftedMasks();
         sendSnapshot();
         if (wasLive && lifted.length) resendLifted(lifted);
-        scheduleCues();
+        scheduleCues(true);
         render();
         break;
       case 'agent':

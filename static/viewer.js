@@ -164,6 +164,32 @@
     connect();
   }
 
+  // ------------------------------------------------ debug: performance log
+  //
+  // Off unless a test or a developer calls cobrowseViewer.perf(true): then
+  // every snapshot and mutations frame is logged with when it arrived (ms
+  // since the epoch: timeOrigin + now, comparable with the customer page's
+  // clock on the same machine), how long it took to apply, when the next
+  // animation frame started (the replica's screen update), and the values
+  // and texts it set (to match a customer keystroke with its replica).
+
+  var perf = false;
+  var perfLog = [];
+
+  function perfRecord(m, t0) {
+    var entry = { t: m.t, recv: performance.timeOrigin + t0, ms: performance.now() - t0, frame: null, values: [] };
+    if (m.t === 'mutations' && Array.isArray(m.ops)) {
+      entry.n = m.ops.length;
+      for (var i = 0; i < m.ops.length && entry.values.length < 20; i++) {
+        var op = m.ops[i];
+        if (op && op.op === 'value') entry.values.push(String(op.value).slice(0, 200));
+        else if (op && op.op === 'text') entry.values.push(String(op.text).slice(0, 200));
+      }
+    }
+    if (perfLog.length < 20000) perfLog.push(entry);
+    requestAnimationFrame(function () { entry.frame = performance.timeOrigin + performance.now(); });
+  }
+
   // ------------------------------------------------------------ connection
 
   function connect() {
@@ -190,6 +216,7 @@
         return;
       }
       heard = true;
+      var t0 = perf ? performance.now() : 0;
       if (m.t === 'error') lastError = m;
       if (!frameReady && (m.t === 'snapshot' || m.t === 'mutations' || m.t === 'scroll' ||
           m.t === 'resync' || m.t === 'page')) {
@@ -197,6 +224,7 @@
         return;
       }
       handle(m);
+      if (perf && (m.t === 'snapshot' || m.t === 'mutations')) perfRecord(m, t0);
     });
     sock.onclose = guard(function () {
       if (ws !== sock) return;
@@ -272,7 +300,7 @@
         break;
       case 'pointer':
         customerPointer = { x: Number(m.x) || 0, y: Number(m.y) || 0 };
-        placePointer();
+        schedulePointer();
         break;
       case 'scroll':
         if (!frozen) applyScroll(m);
@@ -645,10 +673,11 @@
         } catch (_) {
           node = P.el(doc, 'span');
         }
-        var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : {};
-        Object.keys(attrs).forEach(function (name) {
-          setAttr(node, name, String(attrs[name]), lower);
-        });
+        var attrs = spec.attrs && typeof spec.attrs === 'object' ? spec.attrs : null;
+        // A plain loop: this runs once per element of a snapshot (30,000 on a big page).
+        for (var name in attrs) {
+          if (Object.prototype.hasOwnProperty.call(attrs, name)) setAttr(node, name, String(attrs[name]), lower);
+        }
         // v1.2: still script-less, but same-origin with the replica so the
         // viewer itself can build a frame's document (or a placeholder) in it
         if (lower === 'iframe' || lower === 'frame') P.set(node, 'sandbox', 'allow-same-origin');
@@ -971,7 +1000,7 @@
     setStage(null);
     unfreeze();
     showPage(m.url, m.title);
-    placePointer();
+    schedulePointer();
   }
 
   function applyOps(ops) {
@@ -983,7 +1012,7 @@
       }
     }
     if (doc && P.root(doc) && (!ourStyle || !ourStyle.isConnected)) injectStyle();
-    placePointer();
+    schedulePointer();
   }
 
   function applyOp(op) {
@@ -1078,6 +1107,23 @@
     el.frameBox.style.width = Math.round(viewport.w * s) + 'px';
     el.frameBox.style.height = Math.round(viewport.h * s) + 'px';
     el.scaleLabel.textContent = viewport.w + ' \u00d7 ' + viewport.h + (s < 1 ? ' \u00b7 ' + Math.round(s * 100) + '%' : '');
+  }
+
+  var pointerFrame = 0;
+
+  /**
+   * Place the customer's pointer at the next animation frame. Frames that
+   * change the replica must not read its layout (the pointer needs the
+   * replica's scroll position) right after their DOM writes: that would
+   * force a synchronous layout of the whole replica per frame, which on a
+   * big page costs more than the change itself.
+   */
+  function schedulePointer() {
+    if (pointerFrame) return;
+    pointerFrame = requestAnimationFrame(guard(function () {
+      pointerFrame = 0;
+      placePointer();
+    }));
   }
 
   function placePointer() {
@@ -1309,6 +1355,15 @@
       return {
         id: sessionId, state: state, mode: mode, customerPresent: customerPresent, ended: ended, frozen: frozen
       };
+    },
+    /** Debug: turn the performance log on or off (see "debug: performance log"). */
+    perf: function (on) {
+      perf = !!on;
+      perfLog = [];
+    },
+    /** Debug: the performance log so far. */
+    perfLog: function () {
+      return perfLog.slice();
     }
   };
 

@@ -3,10 +3,14 @@
 //! `browser` is the WebDriver plumbing, `stage` the shared scene (the
 //! shared `spawn_app()` server, an agent account, two browsers) and user
 //! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7),
-//! `snippet` the snippet's own behaviour (lifted masks, values set by script).
+//! `snippet` the snippet's own behaviour (lifted masks, values set by script),
+//! `corpus` real-site pages compared pixel by pixel with their replica and
+//! `bigpage` the 30,000-element page's latency figures (issue 9).
 
+mod bigpage;
 pub mod browser;
 mod components;
+mod corpus;
 mod flows;
 mod privacy;
 mod sealed;

@@ -104,14 +104,16 @@ impl Stage {
         });
     }
 
-    /// The customer opens `path` and starts a session through the JS API;
-    /// the agent joins it; returns the nine-digit ID.
+    /// The customer opens `path` (on this server, or a full `http` URL) and
+    /// starts a session through the JS API; the agent joins it; returns the
+    /// nine-digit ID.
     pub async fn start_and_join(&self, path: &str) -> String {
-        self.customer
-            .client
-            .goto(&format!("{}{path}", self.base))
-            .await
-            .unwrap();
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        self.customer.client.goto(&url).await.unwrap();
         wait_for!("the snippet on the customer's page", {
             let ok: bool = self
                 .customer
