@@ -207,7 +207,7 @@ fn freshness(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// The outcome of one upstream round.
 enum Fetched {
     /// A fresh `200` body.
-    Body(Entry, Option<Duration>),
+    Body(Box<Entry>, Option<Duration>),
     /// `304`: the cached entry is still good, fresh for this long.
     NotModified(Option<Duration>),
 }
@@ -276,7 +276,8 @@ impl Proxy {
                 StatusCode::BAD_GATEWAY,
                 "the origin answered 304 to an unconditional request",
             )),
-            (Fetched::Body(mut e, fresh), _) => {
+            (Fetched::Body(e, fresh), _) => {
+                let mut e = *e;
                 match fresh {
                     Some(d)
                         if d > Duration::ZERO || e.etag.is_some() || e.last_modified.is_some() =>
@@ -405,7 +406,7 @@ impl Proxy {
             seen.sort();
             seen.dedup();
             return Ok(Fetched::Body(
-                Entry {
+                Box::new(Entry {
                     body: Bytes::from(body),
                     content_type,
                     final_url: cur,
@@ -414,7 +415,7 @@ impl Proxy {
                     last_modified,
                     fresh_until: Instant::now(),
                     used: 0,
-                },
+                }),
                 fresh,
             ));
         }

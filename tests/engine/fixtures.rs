@@ -1,6 +1,7 @@
 //! File-driven fixtures: every directory `tests/fixtures/<case>/` holds
 //! `page.html`, `rules.yaml` (a rule pack), optionally `url.txt`, and
-//! `expected.html` — the agent's HTML. A failing case prints its inputs.
+//! `expected.html` — the agent's HTML (directories without `page.html`,
+//! such as `corpus/`, hold other tests' pages). A failing case prints its inputs.
 //! `UPDATE_FIXTURES=1` rewrites the expected files (review the diff!).
 
 use cobrowse::rules::tooling::apply_to_html;
@@ -13,7 +14,7 @@ fn fixtures_rewrite_as_expected() {
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && p.join("page.html").is_file())
         .collect();
     dirs.sort();
     assert!(dirs.len() >= 5, "fixtures missing in {}", root.display());
