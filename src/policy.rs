@@ -29,6 +29,7 @@ pub fn check(msg: &AgentMsg, state: SessionState, mode: Mode, rewriter: &Rewrite
         AgentMsg::Scroll { id, .. } => ("scroll", *id),
         AgentMsg::Pointer { .. } => ("pointer", None),
         AgentMsg::Control { .. } => ("control", None),
+        AgentMsg::Away {} => ("away", None),
         AgentMsg::End {} => ("end", None),
     };
     let deny = |reason: &str| Verdict::Deny {

@@ -250,6 +250,9 @@ pub enum CustomerMsg {
     Control {
         grant: bool,
     },
+    /// v1.3: this tab is the one the customer looks at (it became visible
+    /// or got focus): the agent is shown its document from its next snapshot.
+    Front {},
     End {},
 }
 
@@ -281,6 +284,9 @@ pub enum AgentMsg {
         x: f64,
         y: f64,
     },
+    /// v1.3: the viewer is closing (tab closed, navigated away, reloading):
+    /// the agent is away from now on, without waiting for the socket to close.
+    Away {},
     End {},
 }
 
@@ -407,6 +413,12 @@ pub enum ToCustomer {
     /// The agent's viewer closed or navigated away (grace timeout running), or came back.
     Presence {
         agent: Presence,
+    },
+    /// v1.3, only to tabs that connected with `tabs=1`: whether this tab is
+    /// the one shown to the agent (`true`: send a fresh snapshot now; `false`:
+    /// send no document, pointer, scroll or viewport frames).
+    Tab {
+        front: bool,
     },
     Ended {
         reason: String,
@@ -636,7 +648,7 @@ pub fn may_be_document_frame(text: &str) -> bool {
     match serde_json::from_str::<Tag>(text) {
         Ok(tag) => !matches!(
             tag.t.as_ref(),
-            "pointer" | "scroll" | "viewport" | "control" | "end"
+            "pointer" | "scroll" | "viewport" | "control" | "front" | "end"
         ),
         Err(_) => true,
     }

@@ -142,21 +142,44 @@
     return s.length === 9 ? s.slice(0, 3) + ' ' + s.slice(3, 6) + ' ' + s.slice(6) : s;
   }
 
-  function store(v) {
-    try {
-      if (v) W.sessionStorage.setItem(STORE_KEY, JSON.stringify(v));
-      else W.sessionStorage.removeItem(STORE_KEY);
-    } catch (_) { /* storage disabled: no resume */ }
+  // The session record is kept in localStorage (every tab of the site joins
+  // the session) and in sessionStorage (this tab, if localStorage is off).
+  function storages() {
+    var out = [];
+    ['localStorage', 'sessionStorage'].forEach(function (k) {
+      try {
+        if (W[k]) out.push(W[k]);
+      } catch (_) { /* storage disabled */ }
+    });
+    return out;
   }
 
-  function load() {
+  function store(v) {
+    storages().forEach(function (st) {
+      try {
+        if (v) st.setItem(STORE_KEY, JSON.stringify(v));
+        else st.removeItem(STORE_KEY);
+      } catch (_) { /* storage full or disabled: no resume */ }
+    });
+  }
+
+  function parseRecord(raw) {
     try {
-      var raw = W.sessionStorage.getItem(STORE_KEY);
-      if (!raw) return null;
-      var v = JSON.parse(raw);
+      var v = raw ? JSON.parse(raw) : null;
       if (v && typeof v.id === 'string' && typeof v.token === 'string' && v.origin === ORIGIN) return v;
     } catch (_) { /* ignore bad storage */ }
     return null;
+  }
+
+  function load() {
+    var found = null;
+    storages().some(function (st) {
+      try {
+        found = parseRecord(st.getItem(STORE_KEY));
+      } catch (_) { /* ignore */ }
+      return !!found;
+    });
+    return found;
   }
 
   // ------------------------------------------------------------------- state
@@ -172,6 +195,7 @@
   };
   var ws = null;
   var live = false; // snapshot sent on the current socket
+  var tabFront = true; // this tab is the one shown to the agent (server's `tab`)
   var unloading = false;
   var failures = 0;
   var reconnectTimer = null;
@@ -189,8 +213,12 @@
     });
   }
 
+  // What a tab in the back may send (the server drops anything else from it).
+  var TAB_ANY = { front: 1, control: 1, end: 1 };
+
   function send(msg) {
     if (!ws || ws.readyState !== 1) return false;
+    if (!tabFront && !TAB_ANY[msg.t]) return false;
     try {
       ws.send(JSON.stringify(msg));
       return true;
@@ -1842,7 +1870,7 @@
       clearTimeout(snapshotTimer);
       snapshotTimer = null;
     }
-    if (live || !ws || ws.readyState !== 1) return;
+    if (live || !tabFront || !ws || ws.readyState !== 1) return;
     stopObserving();
     var t0 = perfNow();
     var snap = takeSnapshot();
@@ -1864,7 +1892,7 @@
     var sock;
     try {
       sock = new WebSocket(WS_ORIGIN + '/ws/customer/' + encodeURIComponent(S.id) +
-        '?token=' + encodeURIComponent(S.token));
+        '?token=' + encodeURIComponent(S.token) + '&tabs=1');
     } catch (e) {
       log('cannot open the co-browse socket', e);
       finish('connection_lost');
@@ -1872,10 +1900,12 @@
     }
     ws = sock;
     live = false;
+    tabFront = true;
     var heard = false;
     var refused = null; // an `error` frame before `session`: the server refused us
     sock.onopen = guard(function () {
       if (ws !== sock) return;
+      if (D.visibilityState === 'visible' && D.hasFocus()) claimFront();
       // Wait briefly for the `rules` message so the first snapshot is already
       // masked client-side; send it anyway if the rules are slow.
       snapshotTimer = setTimeout(guard(sendSnapshot), 800);
@@ -1958,6 +1988,9 @@
         S.agentPresent = m.agent !== 'away';
         render();
         break;
+      case 'tab':
+        onTab(m);
+        break;
       case 'pointer':
         if (ui && isFinite(m.x) && isFinite(m.y)) ui.pointer(Number(m.x), Number(m.y));
         break;
@@ -2024,6 +2057,66 @@
     stopObserving(); // queued records belong to the old epoch: dropped
     live = false;
     sendSnapshot();
+  }
+
+  // ------------------------------------------- transport: the customer's tabs
+  //
+  // Every tab of the site with the session record connects (`tabs=1`); the
+  // server shows the agent one of them, the front tab, and tells each tab
+  // (`tab {front}`). A tab in the back sends no document, pointer, scroll or
+  // viewport frames; it claims the front (`front`) when it becomes visible
+  // or gets focus, and then sends a fresh snapshot (new epoch) when the
+  // server confirms. A session started in another tab is joined at once.
+
+  function onTab(m) {
+    var front = m.front !== false;
+    // Told on connect (the snapshot follows the rules cue, as usual), or no change.
+    if (front === tabFront) return;
+    tabFront = front;
+    if (!front) {
+      stopObserving(); // queued records are not sent: this tab is not shown
+      live = false;
+      if (snapshotTimer) clearTimeout(snapshotTimer);
+      if (resyncTimer) clearTimeout(resyncTimer);
+      snapshotTimer = resyncTimer = null;
+      return;
+    }
+    live = false;
+    sendSnapshot();
+  }
+
+  function claimFront() {
+    if (tabFront && live) return;
+    if (!S.id || S.state === 'ended') return;
+    send({ t: 'front' });
+  }
+
+  var onTabShown = guard(function () {
+    if (D.visibilityState !== 'visible' || tabFront) return;
+    claimFront();
+  });
+
+  var onStorage = guard(function (e) {
+    if (e.key !== STORE_KEY || !e.newValue) return;
+    if (S.id && S.state !== 'ended') return;
+    var v = parseRecord(e.newValue);
+    if (!v) return;
+    S.id = v.id;
+    S.token = v.token;
+    S.state = 'waiting';
+    S.mode = 'pointer';
+    S.agent = v.agent || null;
+    S.agentPresent = true;
+    S.reason = null;
+    failures = 0;
+    connect();
+    render();
+  });
+
+  function watchTabs() {
+    D.addEventListener('visibilitychange', onTabShown);
+    W.addEventListener('focus', onTabShown);
+    W.addEventListener('storage', onStorage);
   }
 
   function setMode(mode) {
@@ -2182,6 +2275,7 @@
     D.addEventListener('focusin', onCueHover, true);
     D.addEventListener('focusout', onCueHover, true);
     W.addEventListener('resize', onResize, { passive: true });
+    watchTabs();
     W.addEventListener('pagehide', guard(function () { unloading = true; }));
     W.addEventListener('pageshow', guard(function (e) {
       unloading = false;

@@ -7,7 +7,9 @@
  * snapshots/mutations/scroll/viewport, both pointers, write-mode forwarding
  * (click/input/key/scroll), status, toasts and the end reason, the page's
  * title/URL in the bar (also on SPA navigation, `page`) and the
- * "Resynchronising…" veil that freezes the replica after a `resync`.
+ * "Resynchronising…" veil that freezes the replica after a `resync`, and the
+ * agent's day: `away` when the viewer closes, the offer to resume or end a
+ * session left behind, a bar reset when a session ends.
  * It does not decide what the agent may do: the server's policy check does, and
  * answers refused actions with `denied`.
  */
@@ -29,6 +31,7 @@
     interaction_ended: 'The chat or call with the customer ended.',
     api_ended: 'The session was ended by the contact-centre system.',
     server_shutdown: 'The co-browse server shut down.',
+    agent_left: 'You ended the session you had left, to take the next customer.',
     connection_lost: 'The connection to the co-browse server was lost.'
   };
 
@@ -141,6 +144,7 @@
   });
 
   function join(id) {
+    hideLeft();
     sessionId = id;
     ended = false;
     joined = false;
@@ -235,7 +239,9 @@
         var msg = lastError ? JOIN_ERRORS[lastError.code] || lastError.message || lastError.code
           : heard ? 'The server closed the connection.'
             : 'Could not join this session. Check the ID, and that you are still logged in.';
+        var wanted = sessionId;
         leave(msg);
+        if (lastError && lastError.code === 'agent_busy') offerLeft(lastError.session, wanted);
         return;
       }
       failures++;
@@ -411,6 +417,7 @@
     el.endReason.setAttribute('data-reason', reason || '');
     el.ended.hidden = false;
     el.customerPointer.hidden = true;
+    resetBar();
     renderStatus();
   }
 
@@ -439,6 +446,7 @@
     pill.textContent = text;
     pill.className = 'cbv-pill ' + cls;
     pill.setAttribute('data-state', state || 'connecting');
+    el.modePill.hidden = state === 'ended';
     el.modePill.textContent = mode === 'write' ? 'Write mode' : 'Pointer mode';
     el.modePill.className = 'cbv-pill ' + (mode === 'write' ? 'write' : 'mode');
     el.modePill.setAttribute('data-mode', mode);
@@ -486,6 +494,116 @@
     sessionId = null;
     showJoin(null);
   });
+
+  // ------------------------------------------------------- the agent's day
+  //
+  // Closing the viewer (tab closed, navigated away, reloaded) sends `away`
+  // on `pagehide`: the server marks the agent away at once. Opening the
+  // viewer again with a session still live (the page renders its id in
+  // `data-current-session`, or a join is refused `agent_busy`) offers to
+  // resume it, or to end it (`/ws/agent/ID?leave=1`, reason `agent_left`)
+  // and join the next customer. When a session ends the bar resets.
+
+  var leftId = null; // the session offered for resume / end
+  var leftNext = null; // the id to join once it has ended
+  var leaving = null; // the socket ending it
+
+  function initDay() {
+    ['left-session', 'left-text', 'resume-button', 'leave-button'].forEach(function (id) {
+      var key = id.replace(/-([a-z])/g, function (_, c) { return c.toUpperCase(); });
+      el[key] = $(id);
+    });
+    if (el.resumeButton) el.resumeButton.addEventListener('click', onResumeLeft);
+    if (el.leaveButton) el.leaveButton.addEventListener('click', onEndLeft);
+    window.addEventListener('pagehide', guard(onPageHide));
+    window.addEventListener('pageshow', guard(onPageShow));
+  }
+
+  /** The viewer is going away: tell the server now, not when the socket dies. */
+  function onPageHide() {
+    if (!ws || ended) return;
+    var s = ws;
+    send({ t: 'away' });
+    ws = null;
+    try {
+      s.close(1000);
+    } catch (_) { /* closed */ }
+  }
+
+  /** Back from the back/forward cache: return to the session. */
+  function onPageShow(e) {
+    if (e.persisted && sessionId && !ended && !ws) connect();
+  }
+
+  /** Offer to resume session `id` or end it (then join `next`, if given). */
+  function offerLeft(id, next) {
+    if (!el.leftSession || !/^\d{9}$/.test(String(id || ''))) return;
+    leftId = String(id);
+    leftNext = next && /^\d{9}$/.test(next) && next !== leftId ? next : null;
+    el.leftText.textContent = 'Session ' + formatId(leftId) + ' is still live: you closed the viewer ' +
+      'without ending it. Resume it, or end it (the customer is told you left)' +
+      (leftNext ? ' and join session ' + formatId(leftNext) + '.' : ' and take the next customer.');
+    el.leaveButton.textContent = leftNext ? 'End it and join ' + formatId(leftNext) : 'End it and take the next customer';
+    el.leaveButton.disabled = false;
+    el.resumeButton.disabled = false;
+    el.leftSession.hidden = false;
+  }
+
+  function hideLeft() {
+    leftId = null;
+    leftNext = null;
+    if (el.leftSession) el.leftSession.hidden = true;
+  }
+
+  var onResumeLeft = guard(function () {
+    if (leftId) join(leftId);
+  });
+
+  var onEndLeft = guard(function () {
+    if (!leftId || leaving) return;
+    var id = leftId;
+    var next = leftNext;
+    el.leaveButton.disabled = true;
+    el.resumeButton.disabled = true;
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var sock;
+    try {
+      sock = new WebSocket(proto + '//' + location.host + '/ws/agent/' + encodeURIComponent(id) + '?leave=1');
+    } catch (e) {
+      showJoin('Could not reach the co-browse server.');
+      return;
+    }
+    leaving = sock;
+    var answer = null;
+    sock.onmessage = guard(function (e) {
+      try {
+        answer = JSON.parse(e.data);
+      } catch (_) { /* unreadable */ }
+    });
+    sock.onclose = guard(function () {
+      leaving = null;
+      hideLeft();
+      var done = answer && answer.t === 'ended';
+      var gone = answer && (answer.code === 'not_found' || answer.code === 'session_ended');
+      if (!done && !gone) {
+        showJoin(answer && answer.message ? answer.message : 'Could not end session ' + formatId(id) + '.');
+        return;
+      }
+      toast('Session ' + formatId(id) + ' ended. You can take the next customer.', 'ok');
+      if (next) join(next);
+      else showJoin(null);
+    });
+  });
+
+  /** A session ended: no stale mode, page or pointer in the bar. */
+  function resetBar() {
+    mode = 'pointer';
+    controlPending = false;
+    if (controlTimer) clearTimeout(controlTimer);
+    el.session.classList.remove('write');
+    updateModeStyle();
+    showPage('', '');
+  }
 
   // ----------------------------------------------------------- the replica
 
@@ -1323,6 +1441,7 @@
       el[key] = $(id);
     });
     el.idInput = el.sessionId;
+    initDay();
     var name = $('agent-name');
     var avatar = $('agent-avatar');
     if (name && avatar) avatar.textContent = (name.textContent.trim().charAt(0) || '?').toUpperCase();
@@ -1345,8 +1464,12 @@
     try {
       saved = sessionStorage.getItem(STORE_KEY);
     } catch (_) { /* ignore */ }
-    if (saved && /^\d{9}$/.test(saved)) join(saved);
-    else showJoin(null);
+    if (saved && /^\d{9}$/.test(saved)) {
+      join(saved);
+    } else {
+      showJoin(null);
+      offerLeft(document.body.getAttribute('data-current-session'), null);
+    }
   }
 
   window.cobrowseViewer = {

@@ -84,6 +84,22 @@ fn agent_error(code: &str, message: &str) -> String {
     })
 }
 
+/// The refusal of an agent join; `agent_busy` also names (v1.3 field
+/// `session`) the session the agent is in, so the viewer can offer to
+/// resume it or end it.
+fn agent_refusal(e: &SessionError) -> String {
+    let message = refusal_message(e);
+    match e {
+        SessionError::AgentBusy(other) => json(&serde_json::json!({
+            "t": "error",
+            "code": e.code(),
+            "message": message,
+            "session": other,
+        })),
+        _ => agent_error(e.code(), &message),
+    }
+}
+
 /// How a reader stopped.
 enum ReaderEnd {
     /// The peer closed or the session is gone.
@@ -317,13 +333,14 @@ pub async fn run_customer<S, E>(
     id: String,
     token: String,
     origin: Option<String>,
+    tabs: bool,
 ) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     let _guard = registry.conn_guard();
     let outbox = Outbox::new(cfg.queues);
     match registry
-        .connect_customer(&id, &token, origin.as_deref(), outbox.clone())
+        .connect_customer(&id, &token, origin.as_deref(), tabs, outbox.clone())
         .await
     {
         Ok(link) => run_linked::<_, E, CustomerSide>(socket, link, outbox, cfg).await,
@@ -345,8 +362,26 @@ pub async fn run_agent<S, E>(
     let outbox = Outbox::new(cfg.queues);
     match registry.join_agent(&id, agent, outbox.clone()).await {
         Ok(link) => run_linked::<_, E, AgentSide>(socket, link, outbox, cfg).await,
-        Err(e) => refuse(socket, agent_error(e.code(), &refusal_message(&e))).await,
+        Err(e) => refuse(socket, agent_refusal(&e)).await,
     }
+}
+
+/// An (already authenticated) agent socket that ends the session the agent
+/// left instead of joining it (`?leave=1`): `ended {reason:"agent_left"}`
+/// when done (the agent is free to join another session at once), else an
+/// `error` frame; then the socket closes.
+pub async fn leave_agent<S, E>(registry: SessionRegistry, socket: S, id: String, agent: AgentIdentity)
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+{
+    let _guard = registry.conn_guard();
+    let frame = match registry.leave_agent(&id, agent.user_id).await {
+        Ok(()) => json(&ToAgent::Ended {
+            reason: crate::session::EndReason::AgentLeft.as_str().into(),
+        }),
+        Err(e) => agent_error(e.code(), &refusal_message(&e)),
+    };
+    refuse(socket, frame).await;
 }
 
 #[cfg(test)]
@@ -424,6 +459,7 @@ mod tests {
             created.id.clone(),
             created.token.clone(),
             None,
+            false,
         ));
         assert_eq!(next_json(&mut out_rx).await["t"], "session");
         assert_eq!(next_json(&mut out_rx).await["t"], "rules");

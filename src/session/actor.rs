@@ -25,6 +25,13 @@ struct Peer {
     outbox: Arc<Outbox>,
 }
 
+/// One customer connection (a tab of the customer's browser).
+struct Tab {
+    peer: Peer,
+    /// Connected with `tabs=1` (v1.3): told whether it is in front.
+    tabs: bool,
+}
+
 /// Whether the mirror is known to match the customer's document (fail
 /// closed: only in [`DocSync::Live`] is anything of the document applied
 /// or relayed).
@@ -88,7 +95,11 @@ pub(super) struct Actor {
     rewriter: Arc<Mutex<Rewriter>>,
     rewrite_budget: Duration,
     sync: DocSync,
-    customer: Option<Peer>,
+    /// Every customer connection (tabs); only `front` feeds the document.
+    customers: Vec<Tab>,
+    /// The tab shown to the agent: the only one whose document, pointer,
+    /// scroll and viewport frames are used (fail closed for the others).
+    front: Option<u64>,
     agent: Option<Peer>,
     agent_id: Option<AgentIdentity>,
     created: Instant,
@@ -129,7 +140,8 @@ impl Actor {
             rewriter: Arc::new(Mutex::new(Rewriter::new(rules, limits).with_proxy(proxy))),
             rewrite_budget: Duration::from_millis(limits.rewrite_budget_ms),
             sync: DocSync::Awaiting,
-            customer: None,
+            customers: Vec::new(),
+            front: None,
             agent: None,
             agent_id: None,
             created: now,
@@ -203,7 +215,7 @@ impl Actor {
             }
             SessionState::Ended => return None,
         }
-        if let (None, Some(gone)) = (&self.customer, self.customer_gone_at) {
+        if let (None, Some(gone)) = (self.front, self.customer_gone_at) {
             candidates.push((gone + t.customer_away, EndReason::CustomerAwayTimeout));
         }
         candidates.into_iter().min_by_key(|(at, _)| *at)
@@ -268,12 +280,84 @@ impl Actor {
         }
     }
 
-    fn to_customer(&self, msg: &ToCustomer) {
-        if let Some(peer) = &self.customer {
-            if peer.outbox.push(frame(msg)) == Push::Overflowed {
-                tracing::warn!(session = %self.id, "customer queue overflowed; will resync");
-            }
+    /// The front tab's connection.
+    fn front_peer(&self) -> Option<&Peer> {
+        let front = self.front?;
+        self.customers
+            .iter()
+            .map(|t| &t.peer)
+            .find(|p| p.conn == front)
+    }
+
+    fn push_customer(&self, peer: &Peer, msg: &ToCustomer) {
+        if peer.outbox.push(frame(msg)) == Push::Overflowed {
+            tracing::warn!(session = %self.id, "customer queue overflowed; will resync");
         }
+    }
+
+    /// To the front tab only (document business: resync, agent actions, pointer).
+    fn to_customer(&self, msg: &ToCustomer) {
+        if let Some(peer) = self.front_peer() {
+            self.push_customer(peer, msg);
+        }
+    }
+
+    /// To every tab of the customer (session state, mode, presence, rules).
+    fn to_customers(&self, msg: &ToCustomer) {
+        for t in &self.customers {
+            self.push_customer(&t.peer, msg);
+        }
+    }
+
+    /// To one customer connection.
+    fn to_conn(&self, conn: u64, msg: &ToCustomer) {
+        if let Some(t) = self.customers.iter().find(|t| t.peer.conn == conn) {
+            self.push_customer(&t.peer, msg);
+        }
+    }
+
+    /// Tell a v1.3 tab whether it is in front.
+    fn tell_tab(&self, conn: u64) {
+        if let Some(t) = self
+            .customers
+            .iter()
+            .find(|t| t.peer.conn == conn && t.tabs)
+        {
+            self.push_customer(
+                &t.peer,
+                &ToCustomer::Tab {
+                    front: self.front == Some(conn),
+                },
+            );
+        }
+    }
+
+    /// Show the agent another tab of the customer: nothing of the old
+    /// front's document is used any more; the new front's next snapshot
+    /// (new epoch, new connection) replaces the mirror.
+    async fn switch_front(&mut self, conn: u64) {
+        // Most recently in front last: the next in line if this one goes.
+        if let Some(i) = self.customers.iter().position(|t| t.peer.conn == conn) {
+            let t = self.customers.remove(i);
+            self.customers.push(t);
+        }
+        let old = self.front.replace(conn);
+        if let Some(old) = old {
+            self.tell_tab(old);
+        }
+        if !matches!(self.sync, DocSync::Awaiting) {
+            self.sync = DocSync::Awaiting;
+            self.rw().discard_document();
+        }
+        self.scroll = None;
+        if self.customer_gone_at.take().is_some() {
+            self.to_agent(&ToAgent::Presence {
+                customer: Presence::Present,
+            });
+        }
+        self.tell_tab(conn);
+        self.history("customer_tab", "another tab of the customer is in front")
+            .await;
     }
 
     fn session_for_agent(&self) -> ToAgent {
@@ -333,7 +417,7 @@ impl Actor {
         if let Some((id, x, y)) = self.scroll {
             self.to_agent(&ToAgent::Scroll { id, x, y });
         }
-        if self.customer.is_none() && self.customer_gone_at.is_some() {
+        if self.front.is_none() && self.customer_gone_at.is_some() {
             self.to_agent(&ToAgent::Presence {
                 customer: Presence::Away,
             });
@@ -388,7 +472,7 @@ impl Actor {
         let changed = self.mode != mode;
         self.mode = mode;
         self.to_agent(&ToAgent::Mode { mode });
-        self.to_customer(&ToCustomer::Mode { mode });
+        self.to_customers(&ToCustomer::Mode { mode });
         if changed {
             self.publish_status();
             self.history(
@@ -403,42 +487,83 @@ impl Actor {
         }
     }
 
+    /// The agent's viewer is gone (socket closed, or `away`): the customer
+    /// is told, the away grace starts, and write mode ends.
+    async fn agent_away(&mut self, conn: u64) {
+        if self.agent.as_ref().is_some_and(|p| p.conn == conn) {
+            self.agent = None;
+            self.agent_gone_at = Some(Instant::now());
+            self.to_customers(&ToCustomer::Presence {
+                agent: Presence::Away,
+            });
+            self.history("agent_away", "").await;
+            // Control is never left with an absent agent: back to
+            // pointer mode; a returning agent must ask again.
+            self.control_pending = false;
+            if self.mode == Mode::Write {
+                self.set_mode(Mode::Pointer).await;
+            }
+        }
+    }
+
     /// Handle one event; `Some(reason)` ends the session.
     async fn handle(&mut self, ev: Event) -> Option<EndReason> {
         match ev {
             Event::CustomerConnect {
                 conn,
                 outbox,
+                tabs,
                 reply,
             } => {
-                if let Some(old) = self.customer.take() {
-                    old.outbox.push_final(Some(frame(&ToCustomer::Error {
-                        code: "replaced".into(),
-                        message: "the session continues in another page".into(),
-                    })));
+                if !tabs {
+                    // A v1 snippet: one connection per session, the newest wins.
+                    for old in self.customers.drain(..) {
+                        old.peer.outbox.push_final(Some(frame(&ToCustomer::Error {
+                            code: "replaced".into(),
+                            message: "the session continues in another page".into(),
+                        })));
+                    }
+                    self.front = None;
                 }
-                self.customer = Some(Peer { conn, outbox });
-                // Frames of the old connection may be lost: nothing more is
-                // applied until this connection's snapshot (the snippet sends
-                // one on connect; a pending resync asks again below).
-                if let DocSync::Live(_) = self.sync {
-                    self.sync = DocSync::Awaiting;
-                }
-                let was_away = self.customer_gone_at.take().is_some();
-                self.last_activity = Instant::now();
-                self.to_customer(&self.session_for_customer());
-                if let Some(agent) = &self.agent_id {
-                    self.to_customer(&ToCustomer::Agent {
-                        name: agent.name.clone(),
-                    });
-                    if self.agent.is_none() {
-                        self.to_customer(&ToCustomer::Presence {
-                            agent: Presence::Away,
-                        });
+                self.customers.push(Tab {
+                    peer: Peer { conn, outbox },
+                    tabs,
+                });
+                // A tab in the back waits; with no tab in front, this one is.
+                let front = self.front.is_none();
+                if front {
+                    self.front = Some(conn);
+                    // Frames of the old connection may be lost: nothing more
+                    // is applied until this connection's snapshot (the snippet
+                    // sends one on connect; a pending resync asks again below).
+                    if let DocSync::Live(_) = self.sync {
+                        self.sync = DocSync::Awaiting;
                     }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
-                self.ask_for_snapshot("reconnected");
+                let was_away = front && self.customer_gone_at.take().is_some();
+                self.last_activity = Instant::now();
+                self.to_conn(conn, &self.session_for_customer());
+                self.tell_tab(conn);
+                if let Some(agent) = &self.agent_id {
+                    self.to_conn(
+                        conn,
+                        &ToCustomer::Agent {
+                            name: agent.name.clone(),
+                        },
+                    );
+                    if self.agent.is_none() {
+                        self.to_conn(
+                            conn,
+                            &ToCustomer::Presence {
+                                agent: Presence::Away,
+                            },
+                        );
+                    }
+                }
+                self.to_conn(conn, &ToCustomer::Rules(self.rw().cue()));
+                if front {
+                    self.ask_for_snapshot("reconnected");
+                }
                 if was_away {
                     self.to_agent(&ToAgent::Presence {
                         customer: Presence::Present,
@@ -448,24 +573,49 @@ impl Actor {
                 None
             }
             Event::CustomerGone { conn } => {
-                if self.customer.as_ref().is_some_and(|p| p.conn == conn) {
-                    self.customer = None;
-                    self.customer_gone_at = Some(Instant::now());
-                    self.to_agent(&ToAgent::Presence {
-                        customer: Presence::Away,
-                    });
+                self.customers.retain(|t| t.peer.conn != conn);
+                if self.front == Some(conn) {
+                    self.front = None;
+                    // The tab that connected or came to the front last takes
+                    // over (the same tab's next page, or the one the customer
+                    // sees now that the front one closed); with none, the
+                    // agent waits for the page.
+                    let next = self.customers.iter().rev().find(|t| t.tabs);
+                    match next.map(|t| t.peer.conn) {
+                        Some(next) => self.switch_front(next).await,
+                        None => {
+                            self.customer_gone_at = Some(Instant::now());
+                            self.to_agent(&ToAgent::Presence {
+                                customer: Presence::Away,
+                            });
+                        }
+                    }
                 }
                 None
             }
             Event::Customer { conn, msg } => {
-                if self.customer.as_ref().is_none_or(|p| p.conn != conn) {
+                if !self.customers.iter().any(|t| t.peer.conn == conn) {
                     return None;
                 }
+                if self.front != Some(conn) {
+                    // Fail closed: a tab in the back never feeds the agent's
+                    // view; it may only come to the front, answer or revoke
+                    // write mode, or end the session.
+                    match msg {
+                        CustomerMsg::Front {} => {
+                            self.last_activity = Instant::now();
+                            self.switch_front(conn).await;
+                            return None;
+                        }
+                        CustomerMsg::Control { .. } | CustomerMsg::End {} => {}
+                        _ => return None,
+                    }
+                }
                 self.last_activity = Instant::now();
-                self.on_customer(msg).await
+                self.on_customer(conn, msg).await
             }
             Event::CustomerRefused { conn, reason } => {
-                if self.customer.as_ref().is_some_and(|p| p.conn == conn) {
+                if self.front == Some(conn) {
                     self.enter_resync(&reason).await;
                 }
                 None
@@ -503,12 +653,12 @@ impl Actor {
                     {
                         tracing::error!(session = %self.id, error = %e, "cannot write session history");
                     }
-                    self.to_customer(&ToCustomer::Agent { name: agent.name });
-                    self.to_customer(&self.session_for_customer());
+                    self.to_customers(&ToCustomer::Agent { name: agent.name });
+                    self.to_customers(&self.session_for_customer());
                     tracing::info!(session = %self.id, "agent joined");
                 } else {
                     self.agent_gone_at = None;
-                    self.to_customer(&ToCustomer::Presence {
+                    self.to_customers(&ToCustomer::Presence {
                         agent: Presence::Present,
                     });
                     self.history("agent_back", "").await;
@@ -518,24 +668,20 @@ impl Actor {
                 None
             }
             Event::AgentGone { conn } => {
-                if self.agent.as_ref().is_some_and(|p| p.conn == conn) {
-                    self.agent = None;
-                    self.agent_gone_at = Some(Instant::now());
-                    self.to_customer(&ToCustomer::Presence {
-                        agent: Presence::Away,
-                    });
-                    self.history("agent_away", "").await;
-                    // Control is never left with an absent agent: back to
-                    // pointer mode; a returning agent must ask again.
-                    self.control_pending = false;
-                    if self.mode == Mode::Write {
-                        self.set_mode(Mode::Pointer).await;
-                    }
-                }
+                self.agent_away(conn).await;
                 None
             }
             Event::Agent { conn, msg } => {
                 if self.agent.as_ref().is_none_or(|p| p.conn != conn) {
+                    return None;
+                }
+                if let AgentMsg::Away {} = msg {
+                    // The viewer is closing: away now, not when the socket
+                    // closes; this socket is done.
+                    if let Some(p) = &self.agent {
+                        p.outbox.push_final(None);
+                    }
+                    self.agent_away(conn).await;
                     return None;
                 }
                 self.last_activity = Instant::now();
@@ -545,12 +691,15 @@ impl Actor {
                 if let Some(peer) = self.agent.as_ref().filter(|p| p.conn == conn) {
                     peer.outbox.resynced();
                     self.send_agent_state().await;
-                } else if let Some(peer) = self.customer.as_ref().filter(|p| p.conn == conn) {
-                    peer.outbox.resynced();
-                    self.to_customer(&self.session_for_customer());
-                    self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+                } else if let Some(t) = self.customers.iter().find(|t| t.peer.conn == conn) {
+                    t.peer.outbox.resynced();
+                    self.to_conn(conn, &self.session_for_customer());
+                    self.tell_tab(conn);
+                    self.to_conn(conn, &ToCustomer::Rules(self.rw().cue()));
                     // a resync request may have been among the dropped frames
-                    self.ask_for_snapshot("resync");
+                    if self.front == Some(conn) {
+                        self.ask_for_snapshot("resync");
+                    }
                 }
                 None
             }
@@ -566,7 +715,7 @@ impl Actor {
                         self.enter_resync("over_budget").await;
                     }
                 }
-                self.to_customer(&ToCustomer::Rules(self.rw().cue()));
+                self.to_customers(&ToCustomer::Rules(self.rw().cue()));
                 self.update_stats();
                 self.history("rules", "published rules applied").await;
                 None
@@ -575,7 +724,7 @@ impl Actor {
         }
     }
 
-    async fn on_customer(&mut self, msg: CustomerMsg) -> Option<EndReason> {
+    async fn on_customer(&mut self, conn: u64, msg: CustomerMsg) -> Option<EndReason> {
         let active = self.state == SessionState::Active;
         match msg {
             CustomerMsg::Snapshot(snap) => {
@@ -674,9 +823,11 @@ impl Actor {
                     self.to_agent(&ToAgent::Viewport { w, h });
                 }
             }
+            // Already in front: nothing changes.
+            CustomerMsg::Front {} => {}
             CustomerMsg::Control { grant } => {
                 if !active {
-                    self.to_customer(&ToCustomer::Error {
+                    self.to_conn(conn, &ToCustomer::Error {
                         code: "not_active".into(),
                         message: "no agent has joined this session".into(),
                     });
@@ -710,6 +861,8 @@ impl Actor {
     async fn on_agent(&mut self, msg: AgentMsg) -> Option<EndReason> {
         match msg {
             AgentMsg::End {} => return Some(EndReason::AgentExit),
+            // Handled in `handle` (needs the connection).
+            AgentMsg::Away {} => {}
             AgentMsg::Pointer { x, y } => self.to_customer(&ToCustomer::Pointer { x, y }),
             AgentMsg::Control { request: true } => {
                 if self.mode == Mode::Write {
@@ -763,8 +916,10 @@ impl Actor {
             p.outbox
                 .push_final(Some(frame(&ToAgent::Ended { reason: r.clone() })));
         }
-        if let Some(p) = self.customer.take() {
-            p.outbox
+        self.front = None;
+        for t in self.customers.drain(..) {
+            t.peer
+                .outbox
                 .push_final(Some(frame(&ToCustomer::Ended { reason: r.clone() })));
         }
         self.update_stats();
@@ -804,6 +959,7 @@ fn agent_action_name(msg: &AgentMsg) -> &'static str {
         AgentMsg::Scroll { .. } => "scroll",
         AgentMsg::Pointer { .. } => "pointer",
         AgentMsg::Control { .. } => "control",
+        AgentMsg::Away {} => "away",
         AgentMsg::End {} => "end",
     }
 }

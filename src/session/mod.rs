@@ -50,6 +50,9 @@ pub enum SessionError {
     /// This agent is already in another live session.
     #[error("you are already in session {0}; end it first")]
     AgentBusy(String),
+    /// The agent asked to leave a session that is not theirs.
+    #[error("you are not the agent of this session")]
+    NotYourSession,
     /// The server is shutting down; no new sessions or connections.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -74,6 +77,7 @@ impl SessionError {
             SessionError::OriginNotAllowed(_) => "origin_not_allowed",
             SessionError::SessionTaken => "session_taken",
             SessionError::AgentBusy(_) => "agent_busy",
+            SessionError::NotYourSession => "not_your_session",
             SessionError::ShuttingDown => "shutting_down",
             SessionError::Capacity(_) => "capacity",
             SessionError::Rules(_) => "rules_invalid",
@@ -100,6 +104,9 @@ pub enum EndReason {
     /// The customer's page cannot be rewritten within the time budget, even
     /// from a fresh snapshot.
     Overloaded,
+    /// The agent closed their viewer and then chose to end the session to
+    /// take the next customer.
+    AgentLeft,
 }
 
 impl EndReason {
@@ -117,6 +124,7 @@ impl EndReason {
             EndReason::ServerShutdown => "server_shutdown",
             EndReason::AgentRevoked => "agent_revoked",
             EndReason::Overloaded => "overloaded",
+            EndReason::AgentLeft => "agent_left",
         }
     }
 }
@@ -161,6 +169,9 @@ pub(crate) enum Event {
     CustomerConnect {
         conn: u64,
         outbox: Arc<Outbox>,
+        /// v1.3 snippet (`tabs=1`): one of possibly several tabs of the
+        /// customer; otherwise the connection replaces every other one.
+        tabs: bool,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Customer {
@@ -520,12 +531,14 @@ impl SessionRegistry {
         self.missing(&st, id)
     }
 
-    /// Attach the customer's socket (first connect or a reconnect after navigation).
+    /// Attach the customer's socket (first connect, a reconnect after
+    /// navigation, or, with `tabs`, another tab of the customer).
     pub async fn connect_customer(
         &self,
         id: &str,
         token: &str,
         origin: Option<&str>,
+        tabs: bool,
         outbox: Arc<Outbox>,
     ) -> Result<Link, SessionError> {
         let tx = {
@@ -553,6 +566,7 @@ impl SessionRegistry {
             .send(Event::CustomerConnect {
                 conn,
                 outbox,
+                tabs,
                 reply,
             })
             .await
@@ -643,6 +657,44 @@ impl SessionRegistry {
                 Err(e)
             }
         }
+    }
+
+    /// The live session this agent has joined (connected or away), if any.
+    pub fn agent_session(&self, user_id: i64) -> Option<String> {
+        let st = self.inner.lock();
+        st.live
+            .iter()
+            .find(|(_, h)| h.agent.is_some_and(|(u, _)| u == user_id))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The agent of session `id` ends it with `agent_left` (they closed the
+    /// viewer and now take the next customer). Only that session's agent may;
+    /// when this returns `Ok` the agent is free to join another session.
+    pub async fn leave_agent(&self, id: &str, user_id: i64) -> Result<(), SessionError> {
+        let (tx, mut status) = {
+            let mut st = self.inner.lock();
+            let h = st.live.get(id).ok_or_else(|| self.missing(&st, id))?;
+            if h.agent.is_none_or(|(u, _)| u != user_id) {
+                return Err(SessionError::NotYourSession);
+            }
+            let pair = (h.tx.clone(), h.status.clone());
+            // Free at once: the next join must not find them busy.
+            if st.agents.get(&user_id).map(String::as_str) == Some(id) {
+                st.agents.remove(&user_id);
+            }
+            pair
+        };
+        if tx.send(Event::End(EndReason::AgentLeft)).await.is_err() {
+            return Err(self.after_actor_gone(id));
+        }
+        // Bounded: the actor publishes `ended` before it writes the history.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.state == SessionState::Ended),
+        )
+        .await;
+        Ok(())
     }
 
     /// The state of a live session.

@@ -315,6 +315,9 @@ pub async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Resp
 pub struct AgentPage {
     pub user_name: String,
     pub csrf: String,
+    /// The live session this agent has joined (connected elsewhere or
+    /// away), empty if none: the viewer offers to resume or end it.
+    pub current_session: String,
 }
 
 pub async fn agent_page(
@@ -324,9 +327,11 @@ pub async fn agent_page(
     match cookie_user(&state, &session).await? {
         Some(user) => {
             let csrf = csrf_token(&session).await?;
+            let current_session = state.registry.agent_session(user.id).unwrap_or_default();
             Ok(AgentPage {
                 user_name: user.name,
                 csrf,
+                current_session,
             }
             .into_response())
         }

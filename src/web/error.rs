@@ -51,7 +51,9 @@ impl From<SessionError> for WebError {
             SessionError::NotFound | SessionError::Ended(_) => WebError::NotFound(e.to_string()),
             SessionError::BadToken => WebError::Unauthorized(e.to_string()),
             SessionError::OriginNotAllowed(_) => WebError::Forbidden(e.to_string()),
-            SessionError::SessionTaken | SessionError::AgentBusy(_) => {
+            SessionError::SessionTaken
+            | SessionError::AgentBusy(_)
+            | SessionError::NotYourSession => {
                 WebError::Forbidden(e.to_string())
             }
             SessionError::ShuttingDown | SessionError::Capacity(_) => {

@@ -42,11 +42,29 @@ fn ws_cap(state: &AppState) -> usize {
         .max(1 << 16)
 }
 
-/// `GET /ws/customer/{id}?token=…`.
+/// `GET /ws/customer/{id}?token=…[&tabs=1]`.
 #[derive(Debug, Deserialize)]
 pub struct CustomerQuery {
     #[serde(default)]
     token: String,
+    /// v1.3 snippet: this connection is one of the customer's tabs (it does
+    /// not replace the others; the server says which tab is in front).
+    #[serde(default)]
+    tabs: Option<String>,
+}
+
+/// `GET /ws/agent/{id}[?leave=1]`.
+#[derive(Debug, Deserialize)]
+pub struct AgentQuery {
+    /// v1.3: end the session this agent left (`agent_left`) instead of
+    /// joining it.
+    #[serde(default)]
+    leave: Option<String>,
+}
+
+/// A query flag: present and not `0`/`false`.
+fn flag(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|v| v != "0" && v != "false")
 }
 
 pub async fn customer(
@@ -81,7 +99,8 @@ pub async fn customer(
             let farewell =
                 farewell(|code, message| crate::protocol::ToCustomer::Error { code, message });
             let socket = IdleTimeout::new(socket, idle, farewell);
-            relay::run_customer(registry, cfg, socket, id, q.token, origin)
+            let tabs = flag(&q.tabs);
+            relay::run_customer(registry, cfg, socket, id, q.token, origin, tabs)
         })
 }
 
@@ -112,13 +131,15 @@ async fn refuse(mut socket: WebSocket, code: &str, message: String) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
-/// `GET /ws/agent/{id}` (signed-in agent or admin, or `Authorization: Bearer`).
+/// `GET /ws/agent/{id}` (signed-in agent or admin, or `Authorization: Bearer`);
+/// with `?leave=1` the agent ends the session they left instead of joining.
 /// Joins of ids that are not live count as misses for the ID-guessing
 /// back-off (per agent and per address); while in back-off every join is
 /// refused with `error {code: "throttled"}`.
 pub async fn agent(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<AgentQuery>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     session: Session,
@@ -150,6 +171,9 @@ pub async fn agent(
         name: user.name,
         credential,
     };
+    if flag(&q.leave) {
+        return Ok(ws.on_upgrade(move |socket| relay::leave_agent(registry, socket, id, identity)));
+    }
     let idle = state.config.server.ws_idle_timeout;
     Ok(ws
         .max_message_size(cap)
