@@ -105,6 +105,7 @@
   var REASONS = {
     customer_exit: 'You ended the co-browse session.',
     agent_exit: 'The agent ended the co-browse session.',
+    agent_left: 'The agent left the co-browse session.',
     waiting_timeout: 'No agent joined in time, so the session was closed.',
     inactivity_timeout: 'The session was closed after a period of inactivity.',
     agent_away_timeout: "The agent's viewer was disconnected for too long.",

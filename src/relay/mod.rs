@@ -370,8 +370,12 @@ pub async fn run_agent<S, E>(
 /// left instead of joining it (`?leave=1`): `ended {reason:"agent_left"}`
 /// when done (the agent is free to join another session at once), else an
 /// `error` frame; then the socket closes.
-pub async fn leave_agent<S, E>(registry: SessionRegistry, socket: S, id: String, agent: AgentIdentity)
-where
+pub async fn leave_agent<S, E>(
+    registry: SessionRegistry,
+    socket: S,
+    id: String,
+    agent: AgentIdentity,
+) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
 {
     let _guard = registry.conn_guard();

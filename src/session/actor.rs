@@ -827,10 +827,13 @@ impl Actor {
             CustomerMsg::Front {} => {}
             CustomerMsg::Control { grant } => {
                 if !active {
-                    self.to_conn(conn, &ToCustomer::Error {
-                        code: "not_active".into(),
-                        message: "no agent has joined this session".into(),
-                    });
+                    self.to_conn(
+                        conn,
+                        &ToCustomer::Error {
+                            code: "not_active".into(),
+                            message: "no agent has joined this session".into(),
+                        },
+                    );
                 } else if grant {
                     self.control_pending = false;
                     self.set_mode(Mode::Write).await;

@@ -53,9 +53,7 @@ impl From<SessionError> for WebError {
             SessionError::OriginNotAllowed(_) => WebError::Forbidden(e.to_string()),
             SessionError::SessionTaken
             | SessionError::AgentBusy(_)
-            | SessionError::NotYourSession => {
-                WebError::Forbidden(e.to_string())
-            }
+            | SessionError::NotYourSession => WebError::Forbidden(e.to_string()),
             SessionError::ShuttingDown | SessionError::Capacity(_) => {
                 WebError::Unavailable(e.to_string())
             }
