@@ -1906,7 +1906,8 @@
     var refused = null; // an `error` frame before `session`: the server refused us
     sock.onopen = guard(function () {
       if (ws !== sock) return;
-      if (D.visibilityState === 'visible' && D.hasFocus()) claimFront();
+      // A page that just loaded in sight is the one the customer looks at.
+      if (D.visibilityState === 'visible') claimFront();
       // Wait briefly for the `rules` message so the first snapshot is already
       // masked client-side; send it anyway if the rules are slow.
       snapshotTimer = setTimeout(guard(sendSnapshot), 800);

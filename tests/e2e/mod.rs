@@ -11,6 +11,7 @@ mod bigpage;
 pub mod browser;
 mod components;
 mod corpus;
+mod day;
 mod flows;
 mod privacy;
 mod sealed;
