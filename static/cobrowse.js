@@ -7,7 +7,9 @@
  * ids, mutation batching under a document epoch, SPA navigation (`navigate`),
  * answering the server's `resync` with a fresh snapshot, form/scroll/viewport/
  * pointer capture, the customer-side privacy cue for masked/blocked/disabled
- * elements, and performing the agent actions the server approved. It does NOT
+ * elements, performing the agent actions the server approved, and the
+ * customer's tabs (every tab of the site joins the session; only the tab in
+ * front, which the server confirms with `tab`, sends its page). It does NOT
  * enforce privacy: the server's rewrite engine does. Masking here is defence in
  * depth, but secrets it recognises (password fields, ever; card digits after
  * the 6th, by the protocol's card rule) never leave the page in clear.
@@ -197,6 +199,7 @@
   var ws = null;
   var live = false; // snapshot sent on the current socket
   var tabFront = true; // this tab is the one shown to the agent (server's `tab`)
+  var adopted = false; // joined a session another tab started (`storage` event)
   var unloading = false;
   var failures = 0;
   var reconnectTimer = null;
@@ -1906,8 +1909,9 @@
     var refused = null; // an `error` frame before `session`: the server refused us
     sock.onopen = guard(function () {
       if (ws !== sock) return;
-      // A page that just loaded in sight is the one the customer looks at.
-      if (D.visibilityState === 'visible') claimFront();
+      // A page that just loaded in sight is the one the customer looks at
+      // (a tab that joins a session started elsewhere only if it has focus).
+      if (D.visibilityState === 'visible' && (!adopted || D.hasFocus())) claimFront();
       // Wait briefly for the `rules` message so the first snapshot is already
       // masked client-side; send it anyway if the rules are slow.
       snapshotTimer = setTimeout(guard(sendSnapshot), 800);
@@ -2111,6 +2115,7 @@
     S.agentPresent = true;
     S.reason = null;
     failures = 0;
+    adopted = true;
     connect();
     render();
   });

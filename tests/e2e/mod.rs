@@ -5,7 +5,8 @@
 //! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7),
 //! `snippet` the snippet's own behaviour (lifted masks, values set by script),
 //! `corpus` real-site pages compared pixel by pixel with their replica and
-//! `bigpage` the 30,000-element page's latency figures (issue 9).
+//! `bigpage` the 30,000-element page's latency figures (issue 9),
+//! `day` the agent's day and the customer's tabs (issue 9 item 4).
 
 mod bigpage;
 pub mod browser;
