@@ -39,7 +39,7 @@ pub mod urls;
 
 pub use oracle::oracle;
 
-use crate::dom::select::Matcher;
+use crate::dom::select::{AncestorFilter, Matcher};
 use crate::dom::{Dom, DomError, Kind, Slot};
 use crate::protocol::{Limits, Node, NodeId, Op, RulesCue, Snapshot, Viewport};
 use crate::rules::{Action, CompiledRules, Deps, SiteSettings};
@@ -305,7 +305,14 @@ impl Doc {
             targets.extend(d.own.iter().copied());
         }
         let mut matcher = Matcher::default();
+        // a full re-match walks in pre-order: the ancestor filter applies
+        // (the element itself in it too: a superset never rejects a match)
+        let mut filter = d.full.then(AncestorFilter::default);
         for s in targets {
+            if let Some(f) = filter.as_mut() {
+                f.enter(&self.dom, s);
+                f.push(&self.dom, s);
+            }
             let n = self.dom.node(s);
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
@@ -318,6 +325,7 @@ impl Doc {
                 &self.active_mask,
                 &mut matcher,
                 &self.sticky,
+                filter.as_ref(),
             );
             let n = self.dom.node(s);
             if own & O_MASK != 0 && n.element().is_some_and(|el| el.was_password) {
