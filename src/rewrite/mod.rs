@@ -615,10 +615,12 @@ impl Doc {
                     if pe & E_MASKED == 0 {
                         clear.push((id, out.len()));
                     }
-                    out.push(Op::Text {
-                        id,
-                        text: agent_text(&text, pe, settings),
-                    });
+                    let text = match self.dom.node(s).kind {
+                        // CSSOM rules: URLs proxied like a `<style>`'s
+                        Kind::Sheet(_) => render::agent_css(&text, pe, settings),
+                        _ => agent_text(&text, pe, settings),
+                    };
+                    out.push(Op::Text { id, text });
                 }
                 self.resend(top, settings, out, clear);
             }

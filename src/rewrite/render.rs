@@ -826,9 +826,14 @@ pub fn agent_text(text: &str, parent_eff: u8, settings: &SiteSettings) -> String
 
 /// CSS built through the CSSOM (a [`Kind::Sheet`]) as the agent gets it:
 /// the same treatment as the text of a `<style>` element under a parent in
-/// state `parent_eff`.
+/// state `parent_eff`, its URLs rewritten to the resource proxy (or
+/// dropped) when the site has one.
 pub fn agent_css(css: &str, parent_eff: u8, settings: &SiteSettings) -> String {
-    agent_text(css, parent_eff, settings)
+    let text = agent_text(css, parent_eff, settings);
+    match urls::current() {
+        Some(l) => l.css(&text),
+        None => text,
+    }
 }
 
 /// Inline elements: their text joins the text around them (a card number
