@@ -574,7 +574,9 @@ impl Doc {
                         if eff & (E_MASKED | E_BLOCKED) == 0 {
                             clear.push((id, out.len()));
                         }
-                        let value = agent_attrs(e, eff, settings).remove(&name);
+                        // the box measure of a blocked element is its `style`
+                        let shown = render::agent_attr_name(&name).to_string();
+                        let value = agent_attrs(e, eff, settings).remove(&shown);
                         // `type`, `autocomplete` and the password mark decide
                         // how the live value is shown (password: fixed-length
                         // mask; tel: card rule exempt): re-send it too.
@@ -583,7 +585,11 @@ impl Doc {
                         let live = (value_shown_differently && eff & E_BLOCKED == 0)
                             .then(|| agent_value(e, eff, settings))
                             .filter(|(v, _)| v.is_some());
-                        out.push(Op::Attr { id, name, value });
+                        out.push(Op::Attr {
+                            id,
+                            name: shown,
+                            value,
+                        });
                         if let Some((v, checked)) = live {
                             if eff & (E_MASKED | E_BLOCKED) == 0 {
                                 clear.push((id, out.len()));

@@ -5,13 +5,15 @@
 //! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7),
 //! `snippet` the snippet's own behaviour (lifted masks, values set by script),
 //! `corpus` real-site pages compared pixel by pixel with their replica and
-//! `bigpage` the 30,000-element page's latency figures (issue 9).
+//! `bigpage` the 30,000-element page's latency figures (issue 9), `layout`
+//! blocked boxes, instant scroll, fixed and sticky elements (issue 9 item 2).
 
 mod bigpage;
 pub mod browser;
 mod components;
 mod corpus;
 mod flows;
+mod layout;
 mod privacy;
 mod sealed;
 mod selectors;
