@@ -5,6 +5,11 @@
 //! Reports customer→agent latency percentiles and total throughput, plus the
 //! agent→customer pointer latency. Bounded in count and time; loopback only.
 //!
+//! In the same run, the same clients drive the reference: a plain axum
+//! WebSocket echo that forwards each customer frame to its paired agent
+//! socket untouched (no parsing, no rewrite), with the same frames and
+//! pacing; the ratios relay/echo are printed last.
+//!
 //! Run: `cargo bench --bench relay_load` (env `SESSIONS`, `BATCHES`, `ITEMS`,
 //! `RATE` = batches per second per session, 0 = unpaced).
 
@@ -100,10 +105,133 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(sessions, batches, items, rate));
+    rt.block_on(async {
+        let relay = run(sessions, batches, items, rate).await;
+        let echo = run_echo(sessions, batches, items, rate).await;
+        println!("reference (axum WebSocket echo, same frames and pacing):");
+        echo.print();
+        println!(
+            "ratios relay/echo: p50 {:.1}x  p99 {:.1}x  throughput {:.2}x",
+            relay.p50().as_secs_f64() / echo.p50().as_secs_f64().max(1e-9),
+            relay.p99().as_secs_f64() / echo.p99().as_secs_f64().max(1e-9),
+            relay.throughput() / echo.throughput().max(1e-9),
+        );
+    });
 }
 
-async fn run(sessions: usize, batches: usize, items: u64, rate: u64) {
+/// Latencies of one run.
+struct Stats {
+    lat: Vec<Duration>,
+    pointers: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn p50(&self) -> Duration {
+        percentile(&self.lat, 0.5)
+    }
+    fn p99(&self) -> Duration {
+        percentile(&self.lat, 0.99)
+    }
+    fn throughput(&self) -> f64 {
+        self.lat.len() as f64 / self.elapsed.as_secs_f64()
+    }
+    fn print(&self) {
+        let (all, pointers, elapsed) = (&self.lat, &self.pointers, self.elapsed);
+        let total = all.len();
+        println!(
+            "  batches delivered: {total} in {:.2?} -> {:.0} batches/s, {:.0} ops/s",
+            elapsed,
+            total as f64 / elapsed.as_secs_f64(),
+            total as f64 * 10.0 / elapsed.as_secs_f64()
+        );
+        println!(
+            "  customer->agent latency: p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}",
+            percentile(all, 0.5),
+            percentile(all, 0.9),
+            percentile(all, 0.99),
+            percentile(all, 1.0)
+        );
+        println!(
+            "  agent->customer pointer: p50 {:.2?}  max {:.2?}",
+            percentile(pointers, 0.5),
+            percentile(pointers, 1.0)
+        );
+    }
+}
+
+/// The reference server: `/echo/{id}/{c|a}`; each frame from one side is
+/// forwarded as is to the other side of the same id.
+async fn echo_server(listener: tokio::net::TcpListener) {
+    use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+    use axum::extract::{Path, State};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    type Peers =
+        Arc<Mutex<HashMap<(String, String), tokio::sync::mpsc::UnboundedSender<AxMessage>>>>;
+    async fn handler(
+        ws: WebSocketUpgrade,
+        Path((id, side)): Path<(String, String)>,
+        State(peers): State<Peers>,
+    ) -> axum::response::Response {
+        ws.on_upgrade(move |socket| async move {
+            let (mut tx, mut rx) = socket.split();
+            let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+            let other = if side == "c" { "a" } else { "c" }.to_string();
+            if let Ok(mut p) = peers.lock() {
+                p.insert((id.clone(), side.clone()), out_tx);
+            }
+            let writer = tokio::spawn(async move {
+                while let Some(m) = out_rx.recv().await {
+                    if tx.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            while let Some(Ok(m)) = rx.next().await {
+                if let AxMessage::Text(_) = m {
+                    let peer = peers
+                        .lock()
+                        .ok()
+                        .and_then(|p| p.get(&(id.clone(), other.clone())).cloned());
+                    if let Some(peer) = peer {
+                        let _ = peer.send(m);
+                    }
+                }
+            }
+            writer.abort();
+        })
+    }
+    let peers: Peers = Arc::default();
+    let app = axum::Router::new()
+        .route("/echo/{id}/{side}", axum::routing::get(handler))
+        .with_state(peers);
+    let _ = axum::serve(listener, app).await;
+}
+
+async fn run_echo(sessions: usize, batches: usize, items: u64, rate: u64) -> Stats {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(echo_server(listener));
+    let mut pairs = Vec::new();
+    for i in 0..sessions {
+        let mut a = connect(&format!("ws://{addr}/echo/{i}/a"), None).await;
+        let mut c = connect(&format!("ws://{addr}/echo/{i}/c"), None).await;
+        // Both registered: the snapshot reaches the agent.
+        c.send(Message::Text(snapshot(items).to_string().into()))
+            .await
+            .expect("send");
+        recv_type(&mut a, "snapshot").await;
+        pairs.push((c, a));
+    }
+    let stats = drive(pairs, batches, items, rate).await;
+    server.abort();
+    stats
+}
+
+async fn run(sessions: usize, batches: usize, items: u64, rate: u64) -> Stats {
     let dir = tempfile::tempdir().expect("temp dir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -186,6 +314,21 @@ async fn run(sessions: usize, batches: usize, items: u64, rate: u64) {
         pairs.push((c, a));
     }
 
+    println!(
+        "relay load: {sessions} sessions x {batches} batches of 10 ops, page of {items} items, rate {}",
+        if rate == 0 { "unpaced".to_string() } else { format!("{rate}/s per session") }
+    );
+    let stats = drive(pairs, batches, items, rate).await;
+    stats.print();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    stats
+}
+
+/// Every customer sends its batches (paced by `rate`), every agent waits
+/// for them; the customer->agent latency of each batch and one agent->customer
+/// pointer per pair.
+async fn drive(pairs: Vec<(Ws, Ws)>, batches: usize, items: u64, rate: u64) -> Stats {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (mut c, mut a) in pairs {
@@ -240,29 +383,9 @@ async fn run(sessions: usize, batches: usize, items: u64, rate: u64) {
     let elapsed = started.elapsed();
     all.sort();
     pointers.sort();
-    let total = all.len();
-    println!(
-        "relay load: {sessions} sessions x {batches} batches of 10 ops, page of {items} items, rate {}",
-        if rate == 0 { "unpaced".to_string() } else { format!("{rate}/s per session") }
-    );
-    println!(
-        "  batches delivered: {total} in {:.2?} -> {:.0} batches/s, {:.0} ops/s",
+    Stats {
+        lat: all,
+        pointers,
         elapsed,
-        total as f64 / elapsed.as_secs_f64(),
-        total as f64 * 10.0 / elapsed.as_secs_f64()
-    );
-    println!(
-        "  customer->agent latency: p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}",
-        percentile(&all, 0.5),
-        percentile(&all, 0.9),
-        percentile(&all, 0.99),
-        percentile(&all, 1.0)
-    );
-    println!(
-        "  agent->customer pointer: p50 {:.2?}  max {:.2?}",
-        percentile(&pointers, 0.5),
-        percentile(&pointers, 1.0)
-    );
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+    }
 }

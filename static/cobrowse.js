@@ -651,6 +651,8 @@
       if (v !== null) attrs[a.name] = v;
     }
     if (notePassword(el)) attrs[PASSWORD_MARK] = '1';
+    if (rules.block) blockedBox(el, attrs);
+    if (scrolledEls.size && scrolledEls.has(el)) rescroll(el);
     var node = { id: id, type: 'element', tag: tag, attrs: attrs, children: [] };
     var ns = nsOf(el);
     if (ns) node.ns = ns;
@@ -1364,6 +1366,7 @@
     if (!live) return;
     var t = e.target;
     var key = t === D || t === D.documentElement || t === D.scrollingElement ? 'window' : t;
+    if (key !== 'window') noteScrolled(key);
     pendingScroll.set(key, true);
     if (!scrollTimer) scrollTimer = setTimeout(guard(flushScroll), 50);
   });
@@ -1391,6 +1394,119 @@
       if (live) send({ t: 'viewport', w: W.innerWidth, h: W.innerHeight });
     }), 100);
   });
+
+  // ------------------------- capture: layout of blocked elements, element scroll (v1.3)
+  //
+  // A blocked element reaches the agent as an empty box, so the snippet sends
+  // its border-box size (`data-cobrowse-box="W H"`, CSS px, a virtual
+  // attribute that is never set on the page) when it is serialised and,
+  // through a ResizeObserver, whenever it changes; the server turns the two
+  // numbers into an inline size. Elements the customer scrolled are
+  // remembered, so a snapshot (or re-insert) of one is followed by its scroll
+  // position.
+
+  var BOX_MARK = 'data-cobrowse-box';
+  var boxSent = new WeakMap(); // blocked element -> measure last sent
+  var boxObserver = null;
+  var scrolledEls = new Set(); // elements the customer scrolled (pruned when gone)
+
+  /** One side of a measure: a finite non-negative number, hundredths of a px. */
+  function boxSide(v) {
+    v = Number(v);
+    if (!isFinite(v) || v < 0) v = 0;
+    return String(Math.round(Math.min(v, 1e6) * 100) / 100);
+  }
+
+  /** The element's layout border-box ("W H"): its bounding rectangle unless a transform scales it. */
+  function measureBox(el) {
+    var r = el.getBoundingClientRect();
+    var w = r.width;
+    var h = r.height;
+    if (typeof el.offsetWidth === 'number' && Math.abs(el.offsetWidth - w) >= 1) w = el.offsetWidth;
+    if (typeof el.offsetHeight === 'number' && Math.abs(el.offsetHeight - h) >= 1) h = el.offsetHeight;
+    return boxSide(w) + ' ' + boxSide(h);
+  }
+
+  function matchesBlock(el) {
+    try {
+      return !!rules.block && el.nodeType === 1 && el.matches(rules.block);
+    } catch (_) {
+      return false;
+    }
+  }
+
+  /** While serialising: a blocked element carries its measure and is watched. */
+  function blockedBox(el, attrs) {
+    if (!matchesBlock(el)) return;
+    var b = measureBox(el);
+    attrs[BOX_MARK] = b;
+    boxSent.set(el, b);
+    watchBox(el);
+  }
+
+  function watchBox(el) {
+    if (typeof W.ResizeObserver !== 'function') return;
+    if (!boxObserver) boxObserver = new W.ResizeObserver(guard(onBoxResize));
+    boxObserver.observe(el);
+  }
+
+  function onBoxResize(entries) {
+    if (!live) return;
+    var els = [];
+    for (var i = 0; i < entries.length; i++) els.push(entries[i].target);
+    sendBoxes(els);
+  }
+
+  /** Send the measure of each blocked element the server knows whose size changed. */
+  function sendBoxes(els) {
+    if (!live) return;
+    var ops = [];
+    var flushed = false;
+    els.forEach(function (el) {
+      if (!el.isConnected) {
+        if (boxObserver) boxObserver.unobserve(el);
+        return;
+      }
+      if (!matchesBlock(el)) return;
+      var b = measureBox(el);
+      if (boxSent.get(el) === b) return;
+      if (!flushed) {
+        flushRecords(); // the element's insert goes first
+        flushed = true;
+      }
+      var id = known(el);
+      if (id === undefined) return;
+      boxSent.set(el, b);
+      ops.push({ op: 'attr', id: id, name: BOX_MARK, value: b });
+    });
+    if (ops.length) sendOps(ops);
+  }
+
+  /** After a cue pass: elements that started to be blocked (new rules, a class change) get measured and watched. */
+  function watchBlocked(want) {
+    if (!live) return;
+    var fresh = [];
+    want.forEach(function (kind, el) {
+      if (kind !== 'block' || boxSent.has(el)) return;
+      watchBox(el);
+      fresh.push(el);
+    });
+    if (fresh.length) sendBoxes(fresh);
+  }
+
+  function noteScrolled(el) {
+    if (scrolledEls.size > 200) {
+      scrolledEls.forEach(function (x) { if (!x.isConnected) scrolledEls.delete(x); });
+    }
+    scrolledEls.add(el);
+  }
+
+  /** A scrolled element was (re)serialised: its position follows the snapshot or insert. */
+  function rescroll(el) {
+    if (!el.scrollTop && !el.scrollLeft) return;
+    pendingScroll.set(el, true);
+    if (!scrollTimer) scrollTimer = setTimeout(guard(flushScroll), 50);
+  }
 
   var lastPointerSent = 0;
   var pointerTimer = null;
@@ -1594,6 +1710,7 @@
         if (everPassword.has(x) || cardMasked.has(x)) want.set(x, 'mask');
       }
     }
+    watchBlocked(want);
     extraCues = false;
     want.forEach(function (kind) { if (kind !== 'disable') extraCues = true; });
     if (want.size) installCueSheet();

@@ -613,6 +613,8 @@
     'min-height:14px !important;min-width:14px !important;border-radius:3px !important}' +
     '[data-cobrowse-disabled],[data-cobrowse-disabled] *{cursor:not-allowed !important}' +
     '[data-cobrowse-disabled]{opacity:.6 !important;outline:2px dashed rgba(220,38,38,.75) !important;outline-offset:1px !important}' +
+    // the replica follows the customer's scroll at once, never animated
+    'html,*{scroll-behavior:auto !important}' +
     '';
   // Only while in pointer mode: the agent cannot type, so do not show a caret.
   var POINTER_MODE_CSS = 'input,textarea,select{caret-color:transparent !important}';
@@ -1115,6 +1117,7 @@
     injectStyle();
     if (m.viewport) setViewport(m.viewport.w, m.viewport.h);
     appliedScroll = { x: 0, y: 0 };
+    resetScroll();
     setStage(null);
     unfreeze();
     showPage(m.url, m.title);
@@ -1131,6 +1134,7 @@
     }
     if (doc && P.root(doc) && (!ourStyle || !ourStyle.isConnected)) injectStyle();
     schedulePointer();
+    scheduleRescroll();
   }
 
   function applyOp(op) {
@@ -1184,14 +1188,51 @@
     }
   }
 
+  // ------------------------------------ replica: scroll and viewport (v1.3)
+  //
+  // The replica's viewport is the customer's (size and scroll), so fixed and
+  // sticky elements sit where the customer sees them. Scroll positions are
+  // set instantly (`behavior: 'instant'`, and `scroll-behavior:auto` in the
+  // replica's own style), never animated, even on `scroll-behavior: smooth`
+  // pages. The last position the customer sent, for the page and for each
+  // scrolled element, is kept and set again when the replica's content
+  // grows (a stylesheet or image loaded, nodes inserted) and had clamped it.
+
+  var wantScroll = null; // {x, y}: the customer's page scroll
+  var wantElScroll = new Map(); // id -> {x, y}: elements the customer scrolled
+  var rescrollFrame = 0;
+
+  function toNumber(v) {
+    var n = Number(v);
+    return isFinite(n) ? Math.max(0, Math.min(n, 1e7)) : 0;
+  }
+
+  // Clobber-proof: `<form>` with `<input name=scrollTo>` shadows the method.
+  var EL_SCROLL_TO = Element.prototype.scrollTo;
+  var EL_SCROLL_LEFT = Object.getOwnPropertyDescriptor(Element.prototype, 'scrollLeft').get;
+  var EL_SCROLL_TOP = Object.getOwnPropertyDescriptor(Element.prototype, 'scrollTop').get;
+
+  function scrollInstant(target, x, y) {
+    var to = target === el.frame.contentWindow ? target.scrollTo : EL_SCROLL_TO;
+    try {
+      to.call(target, { left: x, top: y, behavior: 'instant' });
+    } catch (_) {
+      try {
+        to.call(target, x, y); // an engine without the options form
+      } catch (e) {
+        log('scroll not applied', e);
+      }
+    }
+  }
+
   function applyScroll(m) {
-    var x = Number(m.x) || 0;
-    var y = Number(m.y) || 0;
+    var x = toNumber(m.x);
+    var y = toNumber(m.y);
     if (m.id !== undefined && m.id !== null) {
       var n = idToNode.get(m.id);
-      if (n && n.nodeType === 1) {
-        n.scrollLeft = x;
-        n.scrollTop = y;
+      if (n && P.type(n) === 1) {
+        wantElScroll.set(m.id, { x: x, y: y });
+        scrollInstant(n, x, y);
       }
       return;
     }
@@ -1202,8 +1243,46 @@
     if (Date.now() - agentScrollAt < 800 && agentScroll &&
         (Math.abs(agentScroll.x - x) > 1 || Math.abs(agentScroll.y - y) > 1)) return;
     appliedScroll = { x: x, y: y };
-    win.scrollTo(x, y);
+    wantScroll = { x: x, y: y };
+    scrollInstant(win, x, y);
     placePointer();
+  }
+
+  /** A new replica starts at the top; element positions are the new document's. */
+  function resetScroll() {
+    wantScroll = null;
+    wantElScroll = new Map();
+  }
+
+  /** At the next frame: set again the positions the replica could not take yet (content was shorter). */
+  function scheduleRescroll() {
+    if (rescrollFrame || (!wantScroll && !wantElScroll.size)) return;
+    rescrollFrame = requestAnimationFrame(guard(function () {
+      rescrollFrame = 0;
+      rescroll();
+    }));
+  }
+
+  function rescroll() {
+    var win = el.frame.contentWindow;
+    if (!win || frozen) return;
+    var w = wantScroll;
+    if (w && Date.now() - agentScrollAt >= 800 &&
+        (Math.abs(win.scrollX - w.x) > 1 || Math.abs(win.scrollY - w.y) > 1)) {
+      appliedScroll = { x: w.x, y: w.y };
+      scrollInstant(win, w.x, w.y);
+      placePointer();
+    }
+    wantElScroll.forEach(function (p, id) {
+      var n = idToNode.get(id);
+      if (!n || P.type(n) !== 1) {
+        wantElScroll.delete(id);
+        return;
+      }
+      if (Math.abs(EL_SCROLL_LEFT.call(n) - p.x) > 1 || Math.abs(EL_SCROLL_TOP.call(n) - p.y) > 1) {
+        scrollInstant(n, p.x, p.y);
+      }
+    });
   }
 
   function setViewport(w, h) {
@@ -1420,6 +1499,7 @@
     doc.addEventListener('change', onInput, true);
     doc.addEventListener('keydown', onKey, true);
     doc.addEventListener('scroll', onScroll, { capture: true, passive: true });
+    doc.addEventListener('load', guard(scheduleRescroll), true);
     doc.addEventListener('submit', prevent, true);
     doc.addEventListener('dragstart', prevent, true);
     doc.addEventListener('mousedown', guard(function (e) {

@@ -39,9 +39,7 @@ impl ToCss for CssIdent {
 
 impl PrecomputedHash for CssIdent {
     fn precomputed_hash(&self) -> u32 {
-        let mut h = rustc_hash::FxHasher::default();
-        self.0.hash(&mut h);
-        h.finish() as u32
+        ident_hash(&self.0)
     }
 }
 
@@ -353,19 +351,119 @@ impl Matcher {
         slot: Slot,
         sel: &selectors::parser::Selector<Impl>,
     ) -> bool {
+        self.matches_one_filtered(dom, slot, sel, None)
+    }
+
+    /// [`Self::matches_one`] with a fast rejection: `filter` holds the
+    /// ancestors of `slot` (see [`AncestorFilter`]) and `hashes` the
+    /// selector's ancestor hashes; a selector whose ancestor compounds
+    /// cannot all be present is refused without walking the ancestors.
+    /// Quirks-mode documents (case-insensitive ids and classes) skip the
+    /// filter.
+    pub fn matches_one_filtered(
+        &mut self,
+        dom: &Dom,
+        slot: Slot,
+        sel: &selectors::parser::Selector<Impl>,
+        filter: Option<(&AncestorFilter, &selectors::parser::AncestorHashes)>,
+    ) -> bool {
         if dom.element(slot).is_none() {
             return false;
         }
+        let quirks = quirks_of(dom);
+        let (bloom, hashes) = match filter {
+            Some((f, h)) if quirks == QuirksMode::NoQuirks => (Some(&f.bloom), Some(h)),
+            _ => (None, None),
+        };
         let mut ctx = MatchingContext::new(
             MatchingMode::Normal,
-            None,
+            bloom,
             &mut self.caches,
-            quirks_of(dom),
+            quirks,
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
-        selectors::matching::matches_selector(sel, 0, None, &El { dom, slot }, &mut ctx)
+        selectors::matching::matches_selector(sel, 0, hashes, &El { dom, slot }, &mut ctx)
     }
+}
+
+/// A counting Bloom filter of the element ancestors of the node being
+/// visited in a pre-order walk (Servo's "style bloom"): [`Self::enter`]
+/// before visiting each node keeps it holding exactly the tag (as written
+/// and lower-cased), id and classes of every element on the path from the
+/// root to the node's parent, across shadow and frame boundaries (a
+/// superset of what matching walks, so it never rejects a match).
+#[derive(Default)]
+pub struct AncestorFilter {
+    bloom: selectors::bloom::BloomFilter,
+    /// The path: each node with the hashes it added.
+    path: Vec<(Slot, smallvec::SmallVec<[u32; 6]>)>,
+}
+
+impl AncestorFilter {
+    /// Move the filter to hold the ancestors of `slot`, visited in pre-order
+    /// right after its parent's subtree started (or after its previous
+    /// sibling's subtree). Then records `slot` itself as the next ancestor.
+    pub fn enter(&mut self, dom: &Dom, slot: Slot) {
+        let parent = dom.parent(slot);
+        while let Some((top, _)) = self.path.last() {
+            if Some(*top) == parent {
+                break;
+            }
+            if let Some((_, hashes)) = self.path.pop() {
+                for h in hashes {
+                    self.bloom.remove_hash(h);
+                }
+            }
+        }
+        if self.path.is_empty() && parent.is_some() {
+            // not visited in pre-order from the root: rebuild the path
+            let mut chain = Vec::new();
+            let mut p = parent;
+            while let Some(x) = p {
+                chain.push(x);
+                p = dom.parent(x);
+            }
+            for x in chain.into_iter().rev() {
+                self.push(dom, x);
+            }
+        }
+    }
+
+    /// Record `slot` as the innermost ancestor of what is visited next
+    /// (its children).
+    pub fn push(&mut self, dom: &Dom, slot: Slot) {
+        let mut hashes = smallvec::SmallVec::new();
+        if let Some(e) = dom.element(slot) {
+            let mut add = |s: &str| {
+                let h = ident_hash(s);
+                hashes.push(h);
+            };
+            add(&e.tag);
+            if e.tag.bytes().any(|b| b.is_ascii_uppercase()) {
+                add(&e.tag.to_ascii_lowercase());
+            }
+            if let Some(id) = e.attr("id") {
+                add(id);
+            }
+            if let Some(classes) = e.attr("class") {
+                for c in classes.split_ascii_whitespace() {
+                    add(c);
+                }
+            }
+        }
+        for &h in &hashes {
+            self.bloom.insert_hash(h);
+        }
+        self.path.push((slot, hashes));
+    }
+}
+
+/// The hash `selectors` uses for an identifier of ours.
+fn ident_hash(s: &str) -> u32 {
+    let mut h = rustc_hash::FxHasher::default();
+    s.hash(&mut h);
+    h.finish() as u32
 }
 
 /// The local name of a namespaced attribute of a foreign (SVG/MathML)

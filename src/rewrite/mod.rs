@@ -39,7 +39,7 @@ pub mod urls;
 
 pub use oracle::oracle;
 
-use crate::dom::select::Matcher;
+use crate::dom::select::{AncestorFilter, Matcher};
 use crate::dom::{Dom, DomError, Kind, Slot};
 use crate::protocol::{Limits, Node, NodeId, Op, RulesCue, Snapshot, Viewport};
 use crate::rules::{Action, CompiledRules, Deps, SiteSettings};
@@ -305,7 +305,14 @@ impl Doc {
             targets.extend(d.own.iter().copied());
         }
         let mut matcher = Matcher::default();
+        // a full re-match walks in pre-order: the ancestor filter applies
+        // (the element itself in it too: a superset never rejects a match)
+        let mut filter = d.full.then(AncestorFilter::default);
         for s in targets {
+            if let Some(f) = filter.as_mut() {
+                f.enter(&self.dom, s);
+                f.push(&self.dom, s);
+            }
             let n = self.dom.node(s);
             if n.meta.mark == visit || !matches!(n.kind, Kind::Element(_)) {
                 continue;
@@ -318,6 +325,7 @@ impl Doc {
                 &self.active_mask,
                 &mut matcher,
                 &self.sticky,
+                filter.as_ref(),
             );
             let n = self.dom.node(s);
             if own & O_MASK != 0 && n.element().is_some_and(|el| el.was_password) {
@@ -566,7 +574,9 @@ impl Doc {
                         if eff & (E_MASKED | E_BLOCKED) == 0 {
                             clear.push((id, out.len()));
                         }
-                        let value = agent_attrs(e, eff, settings).remove(&name);
+                        // the box measure of a blocked element is its `style`
+                        let shown = render::agent_attr_name(&name).to_string();
+                        let value = agent_attrs(e, eff, settings).remove(&shown);
                         // `type`, `autocomplete` and the password mark decide
                         // how the live value is shown (password: fixed-length
                         // mask; tel: card rule exempt): re-send it too.
@@ -575,7 +585,11 @@ impl Doc {
                         let live = (value_shown_differently && eff & E_BLOCKED == 0)
                             .then(|| agent_value(e, eff, settings))
                             .filter(|(v, _)| v.is_some());
-                        out.push(Op::Attr { id, name, value });
+                        out.push(Op::Attr {
+                            id,
+                            name: shown,
+                            value,
+                        });
                         if let Some((v, checked)) = live {
                             if eff & (E_MASKED | E_BLOCKED) == 0 {
                                 clear.push((id, out.len()));
@@ -607,10 +621,12 @@ impl Doc {
                     if pe & E_MASKED == 0 {
                         clear.push((id, out.len()));
                     }
-                    out.push(Op::Text {
-                        id,
-                        text: agent_text(&text, pe, settings),
-                    });
+                    let text = match self.dom.node(s).kind {
+                        // CSSOM rules: URLs proxied like a `<style>`'s
+                        Kind::Sheet(_) => render::agent_css(&text, pe, settings),
+                        _ => agent_text(&text, pe, settings),
+                    };
+                    out.push(Op::Text { id, text });
                 }
                 self.resend(top, settings, out, clear);
             }

@@ -28,7 +28,7 @@
 //! only as sandboxed placeholder boxes.
 
 use super::urls;
-use crate::dom::select::Matcher;
+use crate::dom::select::{AncestorFilter, Matcher};
 use crate::dom::{Dom, ElementData, Kind, Ns, Slot};
 use crate::protocol::{Node, NodeId, Op};
 use crate::rules::detect::{
@@ -72,6 +72,12 @@ pub const E_MASKED: u8 = 32;
 pub const E_EDITABLE: u8 = 64;
 /// Effective bit: exempt from the privacy level (see [`O_KEEP`]).
 const E_KEEP: u8 = 128;
+
+/// The snippet's measure of a blocked element (protocol v1.3): its
+/// border-box size as `"W H"` in CSS pixels. Never forwarded as such: a
+/// blocked element's inline size is built from these two numbers alone
+/// ([`blocked_box_style`]).
+pub const BOX_MARK: &str = "data-cobrowse-box";
 
 /// Marker attributes on rewritten elements.
 pub const MARK_MASKED: &str = "data-cobrowse-masked";
@@ -213,6 +219,7 @@ pub fn own_bits(
     active: &[bool],
     matcher: &mut Matcher,
     sticky: &FxHashSet<NodeId>,
+    filter: Option<&AncestorFilter>,
 ) -> u8 {
     let n = dom.node(slot);
     let Some(e) = n.element() else { return 0 };
@@ -231,7 +238,8 @@ pub fn own_bits(
                 continue;
             }
             if let Some(sel) = r.selectors.slice().get(si as usize) {
-                if matcher.matches_one(dom, slot, sel) {
+                let pre = filter.zip(r.ancestor_hashes.get(si as usize));
+                if matcher.matches_one_filtered(dom, slot, sel, pre) {
                     *bits |= bit;
                 }
             }
@@ -769,6 +777,14 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
         out.insert("sandbox".into(), String::new());
     }
     if blocked {
+        if let Some(size) = attr_ci(e, BOX_MARK).and_then(blocked_box_style) {
+            let style = match out.iter().find(|(k, _)| k.eq_ignore_ascii_case("style")) {
+                Some((k, s)) if !s.is_empty() => Some((k.clone(), format!("{s}; {size}"))),
+                _ => None,
+            };
+            let (k, v) = style.unwrap_or_else(|| ("style".to_string(), size));
+            out.insert(k, v);
+        }
         out.insert(MARK_BLOCKED.into(), String::new());
         if disabled {
             out.insert(MARK_DISABLED.into(), String::new());
@@ -785,6 +801,58 @@ pub fn agent_attrs(e: &ElementData, eff: u8, settings: &SiteSettings) -> BTreeMa
         }
     }
     out
+}
+
+/// Largest box side taken from the snippet (CSS px); larger sizes are
+/// clamped to it.
+pub const MAX_BOX_PX: f64 = 1_000_000.0;
+
+/// One side of a box in the snippet's measure: a plain non-negative decimal
+/// number (digits, at most one `.`; no sign, exponent, unit or other text),
+/// finite, clamped to [`MAX_BOX_PX`], in hundredths of a pixel.
+fn box_side(t: &str) -> Option<u64> {
+    if t.is_empty() || t.len() > 24 || !t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    if t.bytes().filter(|&b| b == b'.').count() > 1 || t == "." {
+        return None;
+    }
+    let v: f64 = t.parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    // in range and finite: the conversion is exact enough and cannot wrap
+    Some((v.min(MAX_BOX_PX) * 100.0).round() as u64)
+}
+
+/// The inline size a blocked element gets in the agent's copy, built from
+/// the snippet's `data-cobrowse-box="W H"` measure (its border-box in CSS
+/// pixels), or `None` if the value is not exactly two valid numbers. Only
+/// the two numbers, re-formatted here, reach the agent: no text of the
+/// attribute is passed on. `display` is left as the page has it.
+pub fn blocked_box_style(v: &str) -> Option<String> {
+    let mut parts = v.split_ascii_whitespace();
+    let (w, h) = (box_side(parts.next()?)?, box_side(parts.next()?)?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let px = |c: u64| format!("{}.{:02}px", c / 100, c % 100);
+    let (w, h) = (px(w), px(h));
+    Some(format!(
+        "box-sizing: border-box !important; width: {w} !important; min-width: {w} !important; \
+         max-width: {w} !important; height: {h} !important; min-height: {h} !important; \
+         max-height: {h} !important"
+    ))
+}
+
+/// The name an attribute change goes out under: the snippet's box measure
+/// of a blocked element changes its `style` (see [`blocked_box_style`]).
+pub fn agent_attr_name(name: &str) -> &str {
+    if name.eq_ignore_ascii_case(BOX_MARK) {
+        "style"
+    } else {
+        name
+    }
 }
 
 /// The live value and checked state the agent gets.
@@ -824,9 +892,14 @@ pub fn agent_text(text: &str, parent_eff: u8, settings: &SiteSettings) -> String
 
 /// CSS built through the CSSOM (a [`Kind::Sheet`]) as the agent gets it:
 /// the same treatment as the text of a `<style>` element under a parent in
-/// state `parent_eff`.
+/// state `parent_eff`, its URLs rewritten to the resource proxy (or
+/// dropped) when the site has one.
 pub fn agent_css(css: &str, parent_eff: u8, settings: &SiteSettings) -> String {
-    agent_text(css, parent_eff, settings)
+    let text = agent_text(css, parent_eff, settings);
+    match urls::current() {
+        Some(l) => l.css(&text),
+        None => text,
+    }
 }
 
 /// Inline elements: their text joins the text around them (a card number
@@ -1277,9 +1350,15 @@ pub fn full_state(
     let mut matcher = Matcher::default();
     let active = rules.active_mask(active);
     let order = dom.subtree(root);
+    let mut filter = AncestorFilter::default();
     let owns: Vec<u8> = order
         .iter()
-        .map(|&s| own_bits(dom, s, rules, &active, &mut matcher, sticky))
+        .map(|&s| {
+            filter.enter(dom, s);
+            let own = own_bits(dom, s, rules, &active, &mut matcher, sticky, Some(&filter));
+            filter.push(dom, s);
+            own
+        })
         .collect();
     // pre-order: parents are computed before children
     for (&s, &own) in order.iter().zip(&owns) {
@@ -1404,6 +1483,81 @@ mod tests {
         assert!(own_bits_password_mask(&shown));
     }
 
+    #[test]
+    fn blocked_box_takes_only_two_valid_numbers() {
+        let s = blocked_box_style("300 200.5").unwrap();
+        assert!(s.contains("width: 300.00px !important"), "{s}");
+        assert!(s.contains("min-height: 200.50px !important"), "{s}");
+        assert!(s.contains("box-sizing: border-box") && !s.contains("display"));
+        assert!(blocked_box_style(" 0\t0.004 ").is_some_and(|s| s.contains("height: 0.00px")));
+        // clamped, never passed through
+        assert!(blocked_box_style("99999999 1").is_some_and(|s| s.contains("1000000.00px")));
+        for bad in [
+            "",
+            "300",
+            "300 200 1",
+            "-1 2",
+            "1 -2",
+            "NaN 1",
+            "inf 1",
+            "1 infinity",
+            "1e3 2",
+            "1px 2",
+            "1 2;color:red",
+            "1 2px",
+            "1..2 3",
+            ". 1",
+            "0x10 2",
+            "+1 2",
+            "1,5 2",
+            "1 url(x)",
+        ] {
+            assert_eq!(blocked_box_style(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_blocked_element_gets_its_measured_size_and_nothing_else() {
+        let mut e = input(&[]);
+        e.tag = "div".into();
+        e.attrs
+            .insert("style".into(), "display: flex; color: red".into());
+        e.attrs.insert("title".into(), "Secret".into());
+        e.attrs.insert(BOX_MARK.into(), "300 200".into());
+        let s = SiteSettings::default();
+        let out = agent_attrs(&e, E_BLOCKED, &s);
+        let style = out.get("style").cloned().unwrap_or_default();
+        assert!(
+            style.starts_with("display: flex; box-sizing: border-box"),
+            "{style}"
+        );
+        assert!(
+            style.contains("height: 200.00px") && !style.contains("red"),
+            "{style}"
+        );
+        assert!(!out.contains_key(BOX_MARK) && !out.contains_key("title"));
+        // a forged measure is ignored, and the rest of the style stays as it was
+        e.attrs
+            .insert(BOX_MARK.into(), "300 200; background: url(/x)".into());
+        assert_eq!(
+            agent_attrs(&e, E_BLOCKED, &s)
+                .get("style")
+                .map(String::as_str),
+            Some("display: flex")
+        );
+        // without a style of its own
+        e.attrs.remove("style");
+        e.attrs.insert(BOX_MARK.into(), "10 20".into());
+        assert!(agent_attrs(&e, E_BLOCKED, &s)
+            .get("style")
+            .is_some_and(|v| v.starts_with("box-sizing")));
+        // an element that is not blocked never gets it
+        assert_eq!(agent_attrs(&e, 0, &s).get("style"), None);
+        assert_eq!(agent_attrs(&e, E_MASKED, &s).get("style"), None);
+        assert_eq!(agent_attr_name("DATA-COBROWSE-BOX"), "style");
+        assert_eq!(agent_attr_name("class"), "class");
+    }
+
     /// `own_bits` sets the mask bit for a password-marked element whatever
     /// the rules (checked through a one-element mirror).
     fn own_bits_password_mask(e: &ElementData) -> bool {
@@ -1427,8 +1581,107 @@ mod tests {
         };
         let sticky: FxHashSet<NodeId> = [2].into_iter().collect();
         let rules = CompiledRules::default();
-        let bits = own_bits(&dom, slot, &rules, &[], &mut Matcher::default(), &sticky);
+        let bits = own_bits(
+            &dom,
+            slot,
+            &rules,
+            &[],
+            &mut Matcher::default(),
+            &sticky,
+            None,
+        );
         let eff = eff_of(0, bits | O_UNMASK, PrivacyLevel::Allow);
         eff & E_MASKED != 0
+    }
+
+    /// The ancestor Bloom filter only ever skips work: with it, every rule
+    /// matches exactly the elements it matches without it (descendant and
+    /// child combinators, `:is`, `:not`, `:has`, siblings, case-sensitive
+    /// classes, SVG camel-case tags, shadow-like nesting by depth).
+    #[test]
+    fn the_ancestor_filter_never_changes_what_a_rule_matches() {
+        use crate::rules::{Action, Rule};
+        let html = r#"<!DOCTYPE html><html><body>
+            <section id="s1" class="a Big"><div class="row"><span class="x">1</span>
+              <p><b class="y">2</b></p></div></section>
+            <section class="b"><div class="row other"><span>3</span><input type=password></div>
+              <svg><foreignObject><div class="in-svg"><i>4</i></div></foreignObject></svg></section>
+            <form><div><button>go</button></div></form>
+            <ul><li class="x"><a href="/p?q=1">5</a></li><li><em>6</em></li></ul>
+            </body></html>"#;
+        let selectors = [
+            "section .row span",
+            "section.a .row > span.x",
+            "#s1 b",
+            ".Big b",
+            ".big b",
+            ".b input",
+            "form button:not([type])",
+            "svg foreignObject i",
+            "foreignObject div",
+            "ul li:nth-child(2) em",
+            ":is(#s1, .b) span",
+            "section:has(.x) p b",
+            "body > section ~ ul a",
+            "li.x + li em",
+            "div :is(.x) ",
+            "html body ul li a[href]",
+            "nav span",
+            ".nothing .row span",
+        ];
+        let rules: Vec<Rule> = selectors
+            .iter()
+            .map(|sel| Rule {
+                selector: sel.to_string(),
+                action: Action::Mask,
+                url: None,
+                description: String::new(),
+                enabled: true,
+            })
+            .collect();
+        let node = crate::dom::html::parse_document(html);
+        let Ok(dom) = Dom::from_node(&node, &crate::protocol::Limits::default()) else {
+            panic!("mirror");
+        };
+        let Some(root) = dom.root() else {
+            panic!("root")
+        };
+        let sticky = FxHashSet::default();
+        for (i, rule) in rules.iter().enumerate() {
+            let compiled =
+                CompiledRules::compile(std::slice::from_ref(rule), SiteSettings::default())
+                    .unwrap_or_else(|e| panic!("{}: {e}", selectors[i]));
+            let active = compiled.active_mask(&[0]);
+            let mut filter = AncestorFilter::default();
+            let mut with = Vec::new();
+            let mut without = Vec::new();
+            for s in dom.subtree(root) {
+                filter.enter(&dom, s);
+                let m = &mut Matcher::default();
+                with.push(own_bits(
+                    &dom,
+                    s,
+                    &compiled,
+                    &active,
+                    m,
+                    &sticky,
+                    Some(&filter),
+                ));
+                let m = &mut Matcher::default();
+                without.push(own_bits(&dom, s, &compiled, &active, m, &sticky, None));
+                filter.push(&dom, s);
+            }
+            assert_eq!(with, without, "selector {}", selectors[i]);
+            // not vacuous: the rules that should match do (the password
+            // field is masked whatever the rules)
+            let hits = with.iter().filter(|&&b| b & O_MASK != 0).count();
+            let expected_none = ["nav span", ".nothing .row span", ".big b", ".b input"];
+            assert_eq!(
+                hits > 1,
+                !expected_none.contains(&selectors[i]),
+                "selector {} matched {hits} elements",
+                selectors[i]
+            );
+        }
     }
 }

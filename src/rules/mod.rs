@@ -38,7 +38,8 @@ mod url;
 
 use crate::dom::select::{self, Selectors};
 use rustc_hash::{FxHashMap, FxHashSet};
-use selectors::parser::{Combinator, Component, Selector};
+use selectors::context::QuirksMode;
+use selectors::parser::{AncestorHashes, Combinator, Component, Selector};
 use serde::{Deserialize, Serialize};
 
 pub use url::UrlPattern;
@@ -423,6 +424,9 @@ pub struct CompiledRule {
     pub action: Action,
     pub selector: String,
     pub selectors: Selectors,
+    /// Per selector of [`Self::selectors`], the hashes of its ancestor
+    /// compounds (no-quirks documents) for the ancestor Bloom filter.
+    pub ancestor_hashes: Vec<AncestorHashes>,
     pub url: Option<UrlPattern>,
     pub deps: Deps,
 }
@@ -561,6 +565,11 @@ fn compile_rule(index: usize, rule: &Rule) -> Result<CompiledRule, Vec<RuleError
             action: rule.action,
             selector: rule.selector.clone(),
             deps: Deps::of_list(&selectors),
+            ancestor_hashes: selectors
+                .slice()
+                .iter()
+                .map(|sel| AncestorHashes::new(sel, QuirksMode::NoQuirks))
+                .collect(),
             selectors,
             url,
         }),

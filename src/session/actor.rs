@@ -20,6 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
+/// Scroll positions kept for an agent that joins or returns: the page and
+/// up to this many elements (the most recently scrolled).
+const MAX_SCROLLS: usize = 32;
+
 struct Peer {
     conn: u64,
     outbox: Arc<Outbox>,
@@ -107,7 +111,10 @@ pub(super) struct Actor {
     customer_gone_at: Option<Instant>,
     agent_gone_at: Option<Instant>,
     viewport: Option<(f64, f64)>,
-    scroll: Option<(Option<NodeId>, f64, f64)>,
+    /// The customer's last scroll positions since the snapshot: the page
+    /// (`None`) and up to [`MAX_SCROLLS`] elements, oldest first, replayed
+    /// to an agent that joins or returns.
+    scroll: Vec<(Option<NodeId>, f64, f64)>,
     denied: i64,
     masked_max: i64,
     blocked_max: i64,
@@ -150,7 +157,7 @@ impl Actor {
             customer_gone_at: None,
             agent_gone_at: None,
             viewport: None,
-            scroll: None,
+            scroll: Vec::new(),
             denied: 0,
             masked_max: 0,
             blocked_max: 0,
@@ -414,7 +421,7 @@ impl Actor {
         if let Some((w, h)) = self.viewport {
             self.to_agent(&ToAgent::Viewport { w, h });
         }
-        if let Some((id, x, y)) = self.scroll {
+        for &(id, x, y) in &self.scroll {
             self.to_agent(&ToAgent::Scroll { id, x, y });
         }
         if self.front.is_none() && self.customer_gone_at.is_some() {
@@ -735,7 +742,7 @@ impl Actor {
                     Offloaded::Done(Ok(out)) => {
                         self.sync = DocSync::Live(epoch);
                         self.viewport = Some((vp.w, vp.h));
-                        self.scroll = None;
+                        self.scroll.clear();
                         if active {
                             self.to_agent(&ToAgent::Snapshot(out));
                         }
@@ -812,7 +819,14 @@ impl Actor {
                 }
             }
             CustomerMsg::Scroll { id, x, y } => {
-                self.scroll = Some((id, x, y));
+                self.scroll.retain(|s| s.0 != id);
+                if self.scroll.len() > MAX_SCROLLS {
+                    // the oldest element goes; the page's own position stays
+                    if let Some(i) = self.scroll.iter().position(|s| s.0.is_some()) {
+                        self.scroll.remove(i);
+                    }
+                }
+                self.scroll.push((id, x, y));
                 if active {
                     self.to_agent(&ToAgent::Scroll { id, x, y });
                 }

@@ -174,7 +174,8 @@ pub struct Proxy {
 }
 
 /// What `Cache-Control` allows: `None` = do not store; else how long the
-/// response stays fresh.
+/// response stays fresh from now (`no-cache` = revalidate every time,
+/// whatever `max-age` says; an upstream `Age` is subtracted).
 fn freshness(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let cc = headers
         .get_all(reqwest::header::CACHE_CONTROL)
@@ -185,12 +186,13 @@ fn freshness(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .to_ascii_lowercase();
     let mut max_age = None;
     let mut s_maxage = None;
+    let mut no_cache = false;
     for d in cc.split(',').map(str::trim) {
         if d == "no-store" || d == "private" || d.starts_with("private=") {
             return None;
         }
-        if d == "no-cache" {
-            max_age = Some(0);
+        if d == "no-cache" || d.starts_with("no-cache=") {
+            no_cache = true;
         }
         if let Some(v) = d.strip_prefix("max-age=") {
             max_age = Some(v.trim_matches('"').parse::<u64>().unwrap_or(0));
@@ -199,8 +201,20 @@ fn freshness(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
             s_maxage = Some(v.trim_matches('"').parse::<u64>().unwrap_or(0));
         }
     }
+    if no_cache {
+        return Some(Duration::ZERO);
+    }
+    let age = headers
+        .get(reqwest::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     Some(Duration::from_secs(
-        s_maxage.or(max_age).unwrap_or(0).min(365 * 24 * 3600),
+        s_maxage
+            .or(max_age)
+            .unwrap_or(0)
+            .saturating_sub(age)
+            .min(365 * 24 * 3600),
     ))
 }
 
@@ -473,9 +487,15 @@ async fn resource(
     }
     let entry = proxy.get(&url, &site.origins).await?;
     let body = if entry.content_type == "text/css" {
+        // a stylesheet may be megabytes: rewritten off the async workers
         let links = ProxyLinks::new(&site.key, site.origins.clone(), key);
-        let text = String::from_utf8_lossy(&entry.body);
-        Bytes::from(links.css_at(&text, Some(&entry.final_url)))
+        let (css, base) = (entry.body.clone(), entry.final_url.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            links.css_at(&String::from_utf8_lossy(&css), Some(&base))
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+        Bytes::from(out)
     } else {
         entry.body.clone()
     };
@@ -540,6 +560,17 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(freshness(&h("no-cache")), Some(Duration::ZERO));
+        assert_eq!(
+            freshness(&h("no-cache, max-age=60")),
+            Some(Duration::ZERO),
+            "no-cache wins over max-age in any order"
+        );
+        assert_eq!(freshness(&h("max-age=60, no-cache")), Some(Duration::ZERO));
+        let mut aged = h("max-age=60");
+        aged.insert(reqwest::header::AGE, "50".parse().unwrap());
+        assert_eq!(freshness(&aged), Some(Duration::from_secs(10)));
+        aged.insert(reqwest::header::AGE, "500".parse().unwrap());
+        assert_eq!(freshness(&aged), Some(Duration::ZERO));
     }
 
     #[test]

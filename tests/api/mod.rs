@@ -4,4 +4,5 @@ mod assets;
 mod cli;
 mod http;
 mod login;
+pub mod proxy;
 mod security;

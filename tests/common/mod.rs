@@ -36,6 +36,8 @@ pub struct TestOptions {
     pub server: ServerLimits,
     /// Peers whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<cobrowse::config::IpNet>,
+    /// The resource proxy's limits (production defaults).
+    pub proxy: cobrowse::config::ProxyLimits,
 }
 
 impl Default for TestOptions {
@@ -56,6 +58,7 @@ impl Default for TestOptions {
                 ..ServerLimits::default()
             },
             trusted_proxies: Vec::new(),
+            proxy: cobrowse::config::ProxyLimits::default(),
         }
     }
 }
@@ -106,6 +109,7 @@ pub async fn spawn_app_with(opts: TestOptions) -> TestApp {
         queues: opts.queues,
         server: opts.server,
         trusted_proxies: opts.trusted_proxies,
+        proxy: opts.proxy,
         ..Config::default()
     };
     let (state, boot) = web::build_state(config).await.expect("state");

@@ -555,7 +555,6 @@ async fn corpus_spa_navigation_and_script_values_reach_the_replica() {
 /// Web components: open shadow roots (styles, a slot, a nested component)
 /// look the same in the replica, and a change inside a shadow root reaches it.
 #[tokio::test]
-#[ignore = "needs shadow/iframe capture (h-shadow)"]
 async fn corpus_web_components_shadow_dom_and_its_mutations_reach_the_replica() {
     let c = Corpus::new().await;
     let s = &c.stage;
@@ -573,7 +572,6 @@ async fn corpus_web_components_shadow_dom_and_its_mutations_reach_the_replica() 
 /// CSS-in-JS: rules inserted through the CSSOM (and an adopted sheet) style
 /// the replica like the page, also a rule inserted at run time.
 #[tokio::test]
-#[ignore = "needs shadow/iframe capture (h-shadow)"]
 async fn corpus_css_in_js_cssom_rules_style_the_replica() {
     let c = Corpus::new().await;
     let s = &c.stage;
@@ -604,7 +602,6 @@ async fn corpus_css_in_js_cssom_rules_style_the_replica() {
 /// a change), the cross-origin one is a placeholder of the same size (its
 /// area is left out of the pixel comparison: it is not shown by design).
 #[tokio::test]
-#[ignore = "needs shadow/iframe capture (h-shadow)"]
 async fn corpus_iframes_same_origin_content_and_cross_origin_placeholder() {
     let c = Corpus::new().await;
     let s = &c.stage;
@@ -619,7 +616,7 @@ async fn corpus_iframes_same_origin_content_and_cross_origin_placeholder() {
         s,
         "a placeholder of the cross-origin frame's size",
         "var e = d.getElementById('cross'); if (!e) return null; var r = e.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height)];",
-        serde_json::json!([cross[0].w.round(), cross[0].h.round()]),
+        serde_json::json!([cross[0].w.round() as i64, cross[0].h.round() as i64]),
     )
     .await;
     assert_replica_looks_like_page_but(s, "frames", &cross).await;

@@ -5,7 +5,8 @@
 //! steps, `flows` the tests, `privacy` the fail-closed privacy tests (issue 7),
 //! `snippet` the snippet's own behaviour (lifted masks, values set by script),
 //! `corpus` real-site pages compared pixel by pixel with their replica and
-//! `bigpage` the 30,000-element page's latency figures (issue 9),
+//! `bigpage` the 30,000-element page's latency figures (issue 9), `layout`
+//! blocked boxes, instant scroll, fixed and sticky elements (issue 9 item 2),
 //! `day` the agent's day and the customer's tabs (issue 9 item 4).
 
 mod bigpage;
@@ -14,6 +15,7 @@ mod components;
 mod corpus;
 mod day;
 mod flows;
+mod layout;
 mod privacy;
 mod sealed;
 mod selectors;

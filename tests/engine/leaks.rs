@@ -469,6 +469,46 @@ fn block_keeps_an_empty_box_and_never_sends_children() {
     assert_eq!(s.rw.restriction(p), Ok(Some(Restriction::Blocked)));
 }
 
+/// Issue 9 item 2: the snippet's box measure of a blocked element reaches
+/// the agent only as an inline size built from its two numbers, in the
+/// snapshot and when it changes; a forged measure is dropped.
+#[test]
+fn blocked_box_measure_becomes_only_an_inline_size() {
+    let rules = compiled(&[rule("#ad", Action::Block)], SiteSettings::default());
+    let mut s = Session::new(
+        rules,
+        r#"<div id=ad data-cobrowse-box="300 200" style="display: inline-block"><p>INNER</p></div><p>after</p>"#,
+        URL,
+    );
+    let ad = s.id("#ad");
+    let json = s.agent_json();
+    assert!(
+        json.contains("display: inline-block; box-sizing: border-box !important; width: 300.00px")
+            && json.contains("height: 200.00px")
+            && !json.contains("data-cobrowse-box")
+            && !json.contains("INNER"),
+        "{json}"
+    );
+    let out = s.batch(vec![Op::Attr {
+        id: ad,
+        name: "data-cobrowse-box".into(),
+        value: Some("320.25 180".into()),
+    }]);
+    let sent = serde_json::to_string(&out).unwrap();
+    assert!(
+        sent.contains(r#""name":"style""#) && sent.contains("width: 320.25px"),
+        "{sent}"
+    );
+    assert!(!sent.contains("data-cobrowse-box"), "{sent}");
+    let out = s.batch(vec![Op::Attr {
+        id: ad,
+        name: "data-cobrowse-box".into(),
+        value: Some("1 2; background: url(https://evil.example/)".into()),
+    }]);
+    let sent = serde_json::to_string(&out).unwrap();
+    assert!(!sent.contains("evil") && !sent.contains("width"), "{sent}");
+}
+
 #[test]
 fn disable_marks_descendants_and_policy_denies() {
     let rules = compiled(

@@ -543,3 +543,47 @@ async fn a_version_published_by_another_process_reaches_live_sessions() {
         .await;
     assert!(!m.to_string().contains("hello"), "{m}");
 }
+
+/// Issue 9 item 2: an agent joining gets the customer's page scroll and the
+/// scroll of every element scrolled since the snapshot (latest position of
+/// each), after the viewport; a new snapshot forgets them.
+#[tokio::test]
+async fn agent_join_gets_page_and_element_scrolls() {
+    let app = spawn_app().await;
+    let (id, token) = app.create_session().await;
+    let mut c = app.customer(&id, &token).await;
+    c.recv_type("rules").await;
+    c.send(sample_snapshot("hello")).await;
+    c.recv_type("rules").await;
+    c.send(json!({"t": "scroll", "x": 0.0, "y": 300.0})).await;
+    c.send(json!({"t": "scroll", "id": 5, "x": 0.0, "y": 40.0}))
+        .await;
+    c.send(json!({"t": "scroll", "id": 5, "x": 0.0, "y": 80.0}))
+        .await;
+    c.send(json!({"t": "scroll", "id": 4, "x": 10.0, "y": 0.0}))
+        .await;
+    // frames are handled in order: the answer to this one means all were
+    c.send(json!({"t": "control", "grant": true})).await;
+    assert_eq!(c.recv_error_code().await, "not_active");
+    let mut a = app.agent(&id).await;
+    a.recv_type("viewport").await;
+    let mut scrolls = Vec::new();
+    for _ in 0..3 {
+        scrolls.push(a.recv(SOON).await.unwrap());
+    }
+    assert_eq!(
+        scrolls,
+        vec![
+            json!({"t": "scroll", "x": 0.0, "y": 300.0}),
+            json!({"t": "scroll", "id": 5, "x": 0.0, "y": 80.0}),
+            json!({"t": "scroll", "id": 4, "x": 10.0, "y": 0.0}),
+        ]
+    );
+    // a new document: nothing is replayed to a returning agent
+    c.send(sample_snapshot("again")).await;
+    a.recv_type("snapshot").await;
+    let mut a2 = app.agent(&id).await;
+    a2.recv_type("viewport").await;
+    c.send(json!({"t": "pointer", "x": 1.0, "y": 2.0})).await;
+    assert_eq!(a2.recv(SOON).await.unwrap()["t"], "pointer");
+}
