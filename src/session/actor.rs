@@ -356,7 +356,7 @@ impl Actor {
             self.sync = DocSync::Awaiting;
             self.rw().discard_document();
         }
-        self.scroll = None;
+        self.scroll.clear();
         if self.customer_gone_at.take().is_some() {
             self.to_agent(&ToAgent::Presence {
                 customer: Presence::Present,
