@@ -62,6 +62,13 @@ pub struct AgentQuery {
     leave: Option<String>,
 }
 
+/// The socket read buffer: tungstenite's default (128 KiB) is zero-filled
+/// at every read and held per connection; most frames are small (pointer,
+/// one keystroke) and big ones are read in several chunks. The write side
+/// writes each frame at once (no coalescing buffer): the outbox already
+/// batches what a slow reader has not taken.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// A query flag: present and not `0`/`false`.
 fn flag(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|v| v != "0" && v != "false")
@@ -95,6 +102,8 @@ pub async fn customer(
     let idle = state.config.server.ws_idle_timeout;
     ws.max_message_size(cap)
         .max_frame_size(cap)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let farewell =
                 farewell(|code, message| crate::protocol::ToCustomer::Error { code, message });
@@ -178,6 +187,8 @@ pub async fn agent(
     Ok(ws
         .max_message_size(cap)
         .max_frame_size(cap)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let farewell =
                 farewell(|code, message| crate::protocol::ToAgent::Error { code, message });
