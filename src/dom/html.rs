@@ -361,6 +361,12 @@ struct Flattener {
     tb: TreeBuilder<Handle, Sink>,
     /// End tags still to swallow, by name (their elements were closed early).
     swallow: RefCell<HashMap<LocalName, usize>>,
+    /// A raw-text element (`<style>`, `<script>`, `<textarea>` …) is open:
+    /// the next end tag is the tokenizer's own that closes it and must
+    /// reach the tree builder, even if one of that name is to be swallowed
+    /// (an SVG `<style>` closed early, then an HTML one), or the builder
+    /// stays in its text mode and panics at the next tag (found by fuzzing).
+    raw_open: Cell<bool>,
     truncated: Cell<bool>,
 }
 
@@ -388,11 +394,17 @@ impl Flattener {
             return TokenSinkResult::Continue;
         }
         if before < FLATTEN_AT {
-            return self.tb.process_token(TagToken(tag), line);
+            let r = self.tb.process_token(TagToken(tag), line);
+            if !matches!(r, TokenSinkResult::Continue) {
+                self.raw_open.set(true);
+            }
+            return r;
         }
         let name = tag.name.clone();
         let r = self.tb.process_token(TagToken(tag), line);
-        if matches!(r, TokenSinkResult::Continue) && self.held() > before {
+        if !matches!(r, TokenSinkResult::Continue) {
+            self.raw_open.set(true);
+        } else if self.held() > before {
             let end = Tag {
                 kind: EndTag,
                 name: name.clone(),
@@ -416,6 +428,9 @@ impl TokenSink for Flattener {
         match token {
             TagToken(tag) if tag.kind == StartTag => self.start_tag(tag, line),
             _ if self.truncated.get() => TokenSinkResult::Continue,
+            TagToken(tag) if self.raw_open.replace(false) => {
+                self.tb.process_token(TagToken(tag), line)
+            }
             TagToken(tag) => {
                 if let Some(n) = self.swallow.borrow_mut().get_mut(&tag.name) {
                     if *n > 0 {
@@ -455,6 +470,7 @@ pub fn parse_document(html: &str) -> Node {
     let flattener = Flattener {
         tb: TreeBuilder::new(Sink::new(), TreeBuilderOpts::default()),
         swallow: RefCell::new(HashMap::new()),
+        raw_open: Cell::new(false),
         truncated: Cell::new(false),
     };
     let tokenizer = Tokenizer::new(flattener, TokenizerOpts::default());
@@ -986,5 +1002,23 @@ mod tests {
         assert!(
             matches!(body.children().last(), Some(Node::Element { tag, .. }) if tag == "table")
         );
+    }
+
+    /// Regression (fuzz): past the flattening depth an SVG `<style>` was
+    /// closed early and its end tag queued to be swallowed; the end tag
+    /// closing a later HTML `<style>` was swallowed instead, leaving the
+    /// tree builder in its text mode, which panics at the next tag.
+    #[test]
+    fn a_raw_text_end_tag_is_never_swallowed_while_flattening() {
+        let html = format!(
+            "{}<style><math><mtext><table><mglyph><style><img src=x onerror=y></style><mi>z",
+            "<svg><g>".repeat(126)
+        );
+        let tree = parse_document(&html);
+        assert!(depth(&tree) <= MAX_PARSE_DEPTH);
+        let (out, again) = export_reparsed(&html);
+        for (_, tag, attrs) in elements(&again) {
+            assert!(!attrs.contains_key("onerror"), "<{tag} onerror>: {out}");
+        }
     }
 }

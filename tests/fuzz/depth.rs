@@ -89,8 +89,21 @@ fn frames_nested_a_hundred_thousand_deep_are_refused_before_decoding() {
 
 #[test]
 fn a_mirror_at_the_depth_limit_renders_masks_and_serialises_on_a_worker_stack() {
-    on_worker_stack(|| {
-        let limits = Limits::default();
+    mirror_at_the_depth_limit(Limits::default());
+}
+
+/// The largest `limits.max_depth` the config accepts is safe too (it is
+/// the default today; this keeps the cap honest if either moves).
+#[test]
+fn a_mirror_at_the_largest_configurable_depth_limit_survives_a_worker_stack() {
+    mirror_at_the_depth_limit(Limits {
+        max_depth: cobrowse::config::MAX_DEPTH_CAP,
+        ..Limits::default()
+    });
+}
+
+fn mirror_at_the_depth_limit(limits: Limits) {
+    on_worker_stack(move || {
         let depth = limits.max_depth;
         // document (1) + html (2) + chain: the deepest node is at max_depth
         let root = Node::Document {
