@@ -350,6 +350,26 @@ fn positive<T: PartialOrd + Default + Copy>(
     }
 }
 
+/// The largest `limits.max_depth` accepted: the default. Every walk of a
+/// document is iterative or depth-checked, but serde's decoding of the
+/// internally tagged wire `Node` recurses (through buffered content) a few
+/// frames per level: `fuzz::depth` shows 256 levels decode, rewrite and
+/// serialise on a tokio worker's 2 MiB stack in a debug build, while 384
+/// already overflows it. Raising this needs an iterative `Node` decoder
+/// first (issue 8, item 7).
+pub const MAX_DEPTH_CAP: usize = 256;
+
+/// `v`, unless it is over `max`.
+fn at_most(setting: &'static str, v: usize, max: usize) -> Result<usize, ConfigError> {
+    if v > max {
+        return Err(ConfigError::Invalid {
+            setting,
+            message: format!("must be at most {max} (got {v})"),
+        });
+    }
+    Ok(v)
+}
+
 /// Check a public base URL and drop any trailing slash.
 pub fn normalize_public_url(url: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
@@ -450,7 +470,11 @@ impl Config {
                 dl.max_message_bytes,
             )?,
             max_nodes: positive("limits.max_nodes", fl.max_nodes, dl.max_nodes)?,
-            max_depth: positive("limits.max_depth", fl.max_depth, dl.max_depth)?,
+            max_depth: at_most(
+                "limits.max_depth",
+                positive("limits.max_depth", fl.max_depth, dl.max_depth)?,
+                MAX_DEPTH_CAP,
+            )?,
             max_ops: positive("limits.max_ops", fl.max_ops, dl.max_ops)?,
             max_messages_per_sec: positive(
                 "limits.max_messages_per_sec",
@@ -588,6 +612,22 @@ mod tests {
         assert_eq!(c.timeouts.agent_away, Duration::from_secs(10));
         assert_eq!(c.timeouts.inactivity, Duration::from_secs(1800));
         assert_eq!(c.limits.max_depth, 64);
+    }
+
+    /// Regression (issue 8, item 7): any `max_depth` was accepted, so a
+    /// config could let frames through deeper than the walks were ever
+    /// shown to survive on a worker's stack.
+    #[test]
+    fn max_depth_over_the_cap_is_refused_with_a_clear_message() {
+        let at = |depth: usize| {
+            let file: FileConfig =
+                toml::from_str(&format!("[limits]\nmax_depth = {depth}\n")).unwrap();
+            Config::resolve(Overrides::default(), file)
+        };
+        assert_eq!(at(MAX_DEPTH_CAP).unwrap().limits.max_depth, MAX_DEPTH_CAP);
+        let err = at(MAX_DEPTH_CAP + 1).unwrap_err().to_string();
+        assert!(err.contains("limits.max_depth"), "{err}");
+        assert!(err.contains("at most 256"), "{err}");
     }
 
     #[test]

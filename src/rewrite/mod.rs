@@ -1139,10 +1139,11 @@ impl Rewriter {
     /// Apply one batch; returns the ops that bring the agent's copy to the
     /// new masked state.
     ///
-    /// Ops are validated one by one before they touch the mirror. On `Err`
-    /// the mirror holds the ops before the failing one (each fully applied,
-    /// all derived state consistent) and nothing is returned for the batch:
-    /// the caller must resend [`Rewriter::agent_snapshot`] to the agent.
+    /// Ops are validated one by one before they touch the mirror. Fails
+    /// closed: on any `Err` (a refused batch too) nothing is returned for the
+    /// batch and the document is poisoned, so every later `apply`/`navigate`
+    /// is refused with [`RewriteError::NoDocument`] until a fresh
+    /// [`Rewriter::snapshot`] (the session resyncs).
     pub fn apply(&mut self, ops: Vec<Op>) -> Result<Vec<Op>, RewriteError> {
         if self.poisoned {
             return Err(RewriteError::NoDocument);
@@ -1150,6 +1151,11 @@ impl Rewriter {
         let limits = self.limits;
         let doc = self.doc.as_ref().ok_or(RewriteError::NoDocument)?;
         if ops.len() > limits.max_ops {
+            // Refused before any op is applied, but still fail closed: the
+            // customer's page has moved on by ops the agent never got, so
+            // the mirror is out of step until a fresh snapshot (issue 8, the
+            // ops fuzz target found this path left the document usable).
+            self.poisoned = true;
             return Err(RewriteError::Limit(format!(
                 "more than {} ops in one batch",
                 limits.max_ops
@@ -1426,6 +1432,9 @@ mod tests {
             rw.apply(vec![op(), op()]),
             Err(RewriteError::Limit(_))
         ));
+        // too many ops fails closed as well (a fresh snapshot is needed)
+        assert_eq!(rw.apply(vec![op()]), Err(RewriteError::NoDocument));
+        rw.snapshot(snap.clone()).unwrap();
         let big = Op::Insert {
             parent: 1,
             before: None,

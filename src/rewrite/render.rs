@@ -468,8 +468,14 @@ pub const DROPPED_TAG: &str = "cobrowse-dropped";
 /// `javascript:` `href`). They reach the agent as an empty
 /// [`DROPPED_TAG`] with only `hidden`, and nothing under them.
 pub fn is_dropped(e: &ElementData) -> bool {
-    let t = e.tag.to_ascii_lowercase();
-    match e.ns {
+    is_dropped_name(e.ns, &e.tag)
+}
+
+/// [`is_dropped`] by namespace and tag name (any case), for callers that
+/// hold wire nodes rather than mirror elements (the CLI's HTML export).
+pub fn is_dropped_name(ns: Ns, tag: &str) -> bool {
+    let t = tag.to_ascii_lowercase();
+    match ns {
         Ns::Svg => matches!(
             t.as_str(),
             "script"

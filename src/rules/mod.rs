@@ -189,11 +189,81 @@ pub enum RuleError {
     /// An HTML page could not be turned into a mirror document.
     #[error("invalid page: {0}")]
     Page(String),
+    /// The YAML nests deeper than [`MAX_YAML_DEPTH`]; refused before it is
+    /// parsed (the YAML scanner slows down quadratically with flow nesting).
+    #[error(
+        "invalid rule pack: line {line} nests deeper than {limit} levels (a rule pack needs 4)"
+    )]
+    TooDeep { line: usize, limit: usize },
+}
+
+/// How deep a rule pack's YAML may nest (block and flow collections
+/// together, counted conservatively by [`yaml_nesting`]). A rule pack needs
+/// four levels; 64 leaves room for any hand-written layout.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Refuse YAML that nests deeper than `limit`, in one linear pass before
+/// any YAML parser sees it (issue 8, item 7). libyaml keeps a "simple key"
+/// per open flow collection and rescans them all at every token, so 100,000
+/// nested `[` took minutes; serde's recursion limit comes only after that.
+///
+/// The count never undercounts: every `[` and `{` opens a level and every
+/// `]` and `}` closes one, wherever they are (also inside quotes and
+/// comments, which can only make the count higher), and block nesting is
+/// the stack of indentation columns, each `- `, `? ` or `: ` that starts a
+/// line's content counting as one more column.
+fn yaml_nesting(text: &str, limit: usize) -> Result<(), RuleError> {
+    let mut flow: usize = 0;
+    let mut indents: Vec<usize> = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let too_deep = || RuleError::TooDeep { line: i + 1, limit };
+        let bytes = line.as_bytes();
+        let mut col = bytes.iter().take_while(|&&b| b == b' ').count();
+        let rest = &bytes[col..];
+        if flow == 0 && !rest.is_empty() && rest[0] != b'#' && rest != b"\r" {
+            while indents.last().is_some_and(|&top| top > col) {
+                indents.pop();
+            }
+            let mut rest = rest;
+            loop {
+                if indents.last().is_none_or(|&top| top < col) {
+                    indents.push(col);
+                }
+                // compact nesting: `- - x`, `? - x`
+                match rest {
+                    [b'-' | b'?' | b':', b' ', tail @ ..] => {
+                        let skip = 2 + tail.iter().take_while(|&&b| b == b' ').count();
+                        col += skip;
+                        rest = &rest[skip..];
+                    }
+                    _ => break,
+                }
+            }
+        }
+        for &b in bytes {
+            match b {
+                b'[' | b'{' => flow += 1,
+                b']' | b'}' => flow = flow.saturating_sub(1),
+                _ => continue,
+            }
+            if flow + indents.len() > limit {
+                return Err(too_deep());
+            }
+        }
+        if flow + indents.len() > limit {
+            return Err(too_deep());
+        }
+    }
+    Ok(())
 }
 
 impl RulePack {
     /// Parse a YAML rule pack (structure only; see [`CompiledRules::compile`]).
+    ///
+    /// YAML nested deeper than [`MAX_YAML_DEPTH`] is refused first, in time
+    /// linear in its length (see [`yaml_nesting`]).
     pub fn from_yaml(text: &str) -> Result<RulePack, RuleError> {
+        yaml_nesting(text, MAX_YAML_DEPTH)?;
         let pack: RulePack =
             serde_norway::from_str(text).map_err(|e| RuleError::Yaml(e.to_string()))?;
         if pack.version != 1 {
@@ -742,5 +812,40 @@ mod tests {
         assert!(d("p:empty").empty);
         assert!(d("input:checked").live_state());
         assert!(d("[data-x~=y]").subject_keys.contains("a:data-x"));
+    }
+
+    /// Regression (fuzz target `deeply_nested_yaml_is_refused_not_overflowing`):
+    /// libyaml's scanner is quadratic in flow nesting, so 100,000 nested `[`
+    /// took minutes before serde refused them; now they are refused by a
+    /// linear pre-scan, as are deep block nestings, and ordinary packs pass.
+    #[test]
+    fn deeply_nested_yaml_is_refused_before_parsing() {
+        let flow = format!("version: 1\nrules: {}{}", "[".repeat(65), "]".repeat(65));
+        assert!(matches!(
+            RulePack::from_yaml(&flow),
+            Err(RuleError::TooDeep { line: 2, limit: 64 })
+        ));
+        let block: String = (0..70).map(|i| format!("{}- \n", " ".repeat(i))).collect();
+        assert!(matches!(
+            yaml_nesting(&block, MAX_YAML_DEPTH),
+            Err(RuleError::TooDeep { .. })
+        ));
+        let compact = format!("rules:\n{}x\n", "- ".repeat(70));
+        assert!(yaml_nesting(&compact, MAX_YAML_DEPTH).is_err());
+        // sixty levels of either kind still go to the parser
+        assert!(yaml_nesting(&"[".repeat(60), MAX_YAML_DEPTH).is_ok());
+        for shipped in [
+            DEFAULT_PACK_YAML,
+            include_str!("../../rules/pci.yaml"),
+            include_str!("../../rules/pii.yaml"),
+        ] {
+            assert_eq!(yaml_nesting(shipped, MAX_YAML_DEPTH).ok(), Some(()));
+        }
+        let pack = RulePack::from_yaml(
+            "version: 1\nrules:\n  - selector: \"input[type=password], a[href^='[']\"\n    action: mask\n",
+        );
+        assert!(pack.is_ok(), "{pack:?}");
+        let round = RulePack::from_yaml(&pack.map(|p| p.to_yaml()).unwrap_or_default());
+        assert!(round.is_ok(), "{round:?}");
     }
 }

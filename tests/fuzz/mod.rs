@@ -8,8 +8,9 @@
 //! every recursive walk is reached only with a bounded depth.
 //!
 //! Cases per target: each has a default sized so the whole module runs in
-//! well under a minute in a debug build; `FUZZ_CASES=<n>` runs `n` cases per
-//! target instead (see docs/security.md, "Fuzzing").
+//! about a minute in a debug build; `PROPTEST_CASES=<n>` (or `FUZZ_CASES`,
+//! which wins if both are set) runs `n` cases per target instead (see
+//! docs/security.md, "Fuzzing").
 
 mod depth;
 mod frames;
@@ -18,11 +19,13 @@ mod ops;
 mod selectors;
 mod yaml;
 
-/// Cases for one target: `FUZZ_CASES` if set, else `default`.
+/// Cases for one target: `FUZZ_CASES` if set, else `PROPTEST_CASES` (the
+/// variable proptest itself reads, which a fixed `cases` would otherwise
+/// override), else `default`.
 pub fn cases(default: u32) -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    ["FUZZ_CASES", "PROPTEST_CASES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().and_then(|v| v.trim().parse().ok()))
         .unwrap_or(default)
 }
 

@@ -224,7 +224,6 @@ proptest! {
     #![proptest_config(config(800))]
 
     #[test]
-    #[ignore = "fails: under investigation"]
     fn random_ops_never_panic_and_failed_batches_fail_closed(
         level in 0u8..3,
         small in prop::bool::weighted(0.25),
@@ -299,4 +298,25 @@ fn a_node_inserted_under_its_own_descendant_or_itself_is_refused() {
             node: el(99, "b", "", vec![]),
         }])
         .is_err());
+}
+
+/// Regression (fuzz target above): a batch refused for having more than
+/// `max_ops` ops left the document usable, so the next batch applied to a
+/// mirror that had missed the customer's changes. It must fail closed.
+#[test]
+fn a_batch_over_max_ops_fails_closed_until_a_fresh_snapshot() {
+    let limits = limits(true);
+    let mut rw = Rewriter::new(rules(0), limits);
+    rw.snapshot(snapshot(base_document()))
+        .expect("base snapshot");
+    let too_many = vec![Op::Remove { id: 12 }; limits.max_ops + 1];
+    assert!(matches!(rw.apply(too_many), Err(RewriteError::Limit(_))));
+    assert_eq!(
+        rw.apply(vec![Op::Remove { id: 5 }]),
+        Err(RewriteError::NoDocument)
+    );
+    assert!(rw.agent_snapshot().is_none(), "stale mirror still rendered");
+    rw.snapshot(snapshot(base_document()))
+        .expect("fresh snapshot");
+    assert!(rw.apply(vec![Op::Remove { id: 5 }]).is_ok());
 }
