@@ -20,6 +20,10 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
+/// The allocator the server binary uses (src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn el(id: &mut NodeId, tag: &str, attrs: &[(&str, String)], children: Vec<Node>) -> Node {
     *id += 1;
     Node::Element {
