@@ -253,6 +253,102 @@ impl Dom {
         Ok(dom)
     }
 
+    /// [`Dom::from_node`] taking the tree by value: strings and attribute
+    /// maps move into the mirror instead of being copied (the snapshot
+    /// path, where the wire tree is not needed afterwards).
+    pub fn from_node_owned(root: Node, limits: &Limits) -> Result<Dom, DomError> {
+        let mut dom = Dom::default();
+        check_new_tree(&root, &dom, limits, 1)?;
+        dom.quirks = matches!(root, Node::Document { .. })
+            && !root.children().iter().any(|c| {
+                matches!(c, Node::Doctype { name, .. } if name.trim().eq_ignore_ascii_case("html"))
+            });
+        let (top, children) = dom.alloc_owned(root, None);
+        let mut stack = vec![(children.into_iter(), top)];
+        while let Some((iter, parent)) = stack.last_mut() {
+            let parent = *parent;
+            match iter.next() {
+                Some(child) => {
+                    let (c, kids) = dom.alloc_owned(child, Some(parent));
+                    dom.link_last(parent, c);
+                    stack.push((kids.into_iter(), c));
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        }
+        dom.root = Some(top);
+        Ok(dom)
+    }
+
+    /// [`Dom::alloc_node`] by value: allocates the node (unlinked) and
+    /// hands back its children (none for a `<template>`: its content is
+    /// not part of the document).
+    fn alloc_owned(&mut self, node: Node, parent: Option<Slot>) -> (Slot, Vec<Node>) {
+        let id = node.id();
+        let template = is_template(&node);
+        let (kind, children) = match node {
+            Node::Document { children, .. } => (Kind::Document, children),
+            Node::Doctype { name, .. } => (Kind::Doctype(name), Vec::new()),
+            Node::Element {
+                mut tag,
+                ns,
+                attrs,
+                value,
+                checked,
+                children,
+                ..
+            } => {
+                let ns = Ns::from_wire(ns.as_deref()).unwrap_or(Ns::Html);
+                if ns == Ns::Html {
+                    tag.make_ascii_lowercase();
+                }
+                let attrs = if ns == Ns::Html
+                    && attrs
+                        .keys()
+                        .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+                {
+                    normalize_attrs(ns, &attrs)
+                } else {
+                    attrs
+                };
+                let mut e = ElementData {
+                    tag,
+                    ns,
+                    attrs,
+                    value,
+                    checked,
+                    was_password: false,
+                };
+                e.note_password();
+                (Kind::Element(e), children)
+            }
+            Node::Text { text, .. } => (Kind::Text(text), Vec::new()),
+            Node::Comment { text, .. } => (Kind::Comment(text), Vec::new()),
+            Node::Shadow { children, .. } => (Kind::Shadow, children),
+            Node::Sheet { css, .. } => (Kind::Sheet(css), Vec::new()),
+            Node::Placeholder { kind, w, h, .. } => (
+                Kind::Placeholder(kind, PlaceholderKind::clamp(w), PlaceholderKind::clamp(h)),
+                Vec::new(),
+            ),
+        };
+        let slot = self.alloc(NodeData {
+            id,
+            parent,
+            first_child: None,
+            last_child: None,
+            prev: None,
+            next: None,
+            kind,
+            meta: Meta {
+                born: self.epoch,
+                ..Meta::default()
+            },
+        });
+        (slot, if template { Vec::new() } else { children })
+    }
+
     /// Whether the document is in quirks mode (see [`Dom::quirks`] field doc).
     pub fn quirks(&self) -> bool {
         self.quirks
@@ -960,6 +1056,62 @@ mod tests {
             value: None,
             checked: None,
         }
+    }
+
+    /// Building by move gives the same mirror as building by copy
+    /// (templates, upper-case attribute names, foreign elements, shadow
+    /// roots, sheets, placeholders, form state, password memory, quirks).
+    #[test]
+    fn building_by_move_equals_building_by_copy() {
+        let html = r#"<!DOCTYPE html><html><body>
+            <div ID="a" Data-X="1" class="c">text<!-- note --></div>
+            <template><p>inert</p></template>
+            <svg viewBox="0 0 1 1"><foreignObject><span>in</span></foreignObject></svg>
+            <input type="password" value="pw"><select><option selected>o</option></select>
+            </body></html>"#;
+        let mut root = crate::dom::html::parse_document(html);
+        // add a shadow root, a sheet and a placeholder under <body>
+        if let Node::Document { children, .. } = &mut root {
+            if let Some(Node::Element { children, .. }) = children.last_mut() {
+                if let Some(Node::Element { children, .. }) = children.last_mut() {
+                    children.push(Node::Shadow {
+                        id: 9_000,
+                        children: vec![Node::Sheet {
+                            id: 9_001,
+                            css: "b{color:red}".into(),
+                        }],
+                    });
+                    children.push(Node::Placeholder {
+                        id: 9_002,
+                        kind: PlaceholderKind::Canvas,
+                        w: 10.0,
+                        h: f64::NAN,
+                    });
+                }
+            }
+        }
+        let limits = Limits::default();
+        let (copy, moved) = match (
+            Dom::from_node(&root, &limits),
+            Dom::from_node_owned(root.clone(), &limits),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!("mirror refused: {:?} {:?}", a.err(), b.err()),
+        };
+        let (Some(a), Some(b)) = (copy.root(), moved.root()) else {
+            panic!("no root");
+        };
+        assert_eq!(copy.to_node(a), moved.to_node(b));
+        assert_eq!(copy.len(), moved.len());
+        assert_eq!(copy.quirks(), moved.quirks());
+        let pw = |d: &Dom| {
+            d.subtree(d.root().unwrap_or_default())
+                .into_iter()
+                .filter(|&s| d.element(s).is_some_and(|e| e.was_password))
+                .count()
+        };
+        assert_eq!(pw(&copy), 1);
+        assert_eq!(pw(&moved), 1);
     }
 
     #[test]

@@ -1088,12 +1088,20 @@ impl Rewriter {
                 "snapshot root must be a document node".into(),
             ));
         }
-        let mut dom = Dom::from_node(&snap.root, &self.limits)?;
-        let active = self.rules.active(&snap.url);
+        let Snapshot {
+            url,
+            title,
+            viewport,
+            root,
+            ..
+        } = snap;
+        let snap_url = url;
+        let mut dom = Dom::from_node_owned(root, &self.limits)?;
+        let active = self.rules.active(&snap_url);
         let deps = self.rules.deps(&active);
         // Ids that were password fields on an earlier snapshot of this page
         // stay masked (show-password toggle, then reconnect or resync).
-        let page = page_key(&snap.url);
+        let page = page_key(&snap_url);
         let mut sticky = if self.sticky_memory.0 == page {
             self.sticky_memory.1.clone()
         } else {
@@ -1117,13 +1125,13 @@ impl Rewriter {
         }
         self.sticky_memory = (page, sticky.clone());
         self.poisoned = false;
-        let links = doc_links(&self.proxy, &snap.url, &dom);
+        let links = doc_links(&self.proxy, &snap_url, &dom);
         self.doc = Some(Doc {
             links,
             dom,
-            url: snap.url,
-            title: snap.title,
-            viewport: snap.viewport,
+            url: snap_url,
+            title,
+            viewport,
             active_mask: self.rules.active_mask(&active),
             active,
             deps,
