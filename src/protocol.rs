@@ -505,9 +505,7 @@ impl ProtocolError {
     pub fn code(&self) -> &'static str {
         match self {
             ProtocolError::Malformed(_) => "malformed",
-            ProtocolError::TooLarge { .. } | ProtocolError::InflatesTooLarge { .. } => {
-                "too_large"
-            }
+            ProtocolError::TooLarge { .. } | ProtocolError::InflatesTooLarge { .. } => "too_large",
             ProtocolError::TooDeep(_) => "too_deep",
             ProtocolError::TooManyNodes(_) => "too_many_nodes",
             ProtocolError::TooManyOps(_) => "too_many_ops",
@@ -576,8 +574,7 @@ pub fn inflate_frame(data: &[u8], limits: &Limits) -> Result<String, ProtocolErr
         if status == Status::StreamEnd {
             break;
         }
-        if d.total_in() == in_before && d.total_out() == out_before && out.len() < out.capacity()
-        {
+        if d.total_in() == in_before && d.total_out() == out_before && out.len() < out.capacity() {
             // No progress with room left: the input ended mid-stream.
             return Err(bad("truncated"));
         }
@@ -769,15 +766,24 @@ mod tests {
             Err(ProtocolError::InflatesTooLarge { limit: 64 * 1024 })
         );
         // Truncated, garbage and non-UTF-8 input are malformed.
-        assert_eq!(inflate_frame(&z[..z.len() / 2], &limits).map_err(|e| e.code()), Err("malformed"));
-        assert_eq!(inflate_frame(&[0xff; 16], &limits).map_err(|e| e.code()), Err("malformed"));
+        assert_eq!(
+            inflate_frame(&z[..z.len() / 2], &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
+        assert_eq!(
+            inflate_frame(&[0xff; 16], &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
         let bytes = {
             use std::io::Write;
             let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(&[0xc3, 0x28]).unwrap();
             e.finish().unwrap()
         };
-        assert_eq!(inflate_frame(&bytes, &limits).map_err(|e| e.code()), Err("malformed"));
+        assert_eq!(
+            inflate_frame(&bytes, &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
         assert!(accepts_deflate_raw("gzip, deflate-raw"));
         assert!(!accepts_deflate_raw("deflate"));
     }
