@@ -9,7 +9,8 @@
  * pointer capture, the customer-side privacy cue for masked/blocked/disabled
  * elements, performing the agent actions the server approved, and the
  * customer's tabs (every tab of the site joins the session; only the tab in
- * front, which the server confirms with `tab`, sends its page). It does NOT
+ * front, which the server confirms with `tab`, sends its page), and large
+ * frames sent compressed where the browser can (`z=deflate-raw`). It does NOT
  * enforce privacy: the server's rewrite engine does. Masking here is defence in
  * depth, but secrets it recognises (password fields, ever; card digits after
  * the 6th, by the protocol's card rule) never leave the page in clear.
