@@ -494,6 +494,10 @@ pub enum ProtocolError {
     /// A batch has more ops than `max_ops`.
     #[error("more than {0} ops in one batch")]
     TooManyOps(usize),
+    /// A compressed (binary) frame inflates to more than `max_message_bytes`
+    /// (inflation stops at the limit: nothing larger is ever allocated).
+    #[error("compressed message inflates to more than the limit of {limit} bytes")]
+    InflatesTooLarge { limit: usize },
 }
 
 impl ProtocolError {
@@ -501,13 +505,98 @@ impl ProtocolError {
     pub fn code(&self) -> &'static str {
         match self {
             ProtocolError::Malformed(_) => "malformed",
-            ProtocolError::TooLarge { .. } => "too_large",
+            ProtocolError::TooLarge { .. } | ProtocolError::InflatesTooLarge { .. } => "too_large",
             ProtocolError::TooDeep(_) => "too_deep",
             ProtocolError::TooManyNodes(_) => "too_many_nodes",
             ProtocolError::TooManyOps(_) => "too_many_ops",
         }
     }
 }
+
+/// The one compression the protocol knows (v1.4): raw DEFLATE (RFC 1951, no
+/// zlib or gzip header), the browsers' `CompressionStream('deflate-raw')`.
+/// A socket opened with `z=deflate-raw` in its query may send binary frames
+/// holding one compressed JSON message each; an agent socket that asked for
+/// it is sent its large frames that way.
+pub const DEFLATE_RAW: &str = "deflate-raw";
+
+/// Frames of at least this many bytes of JSON are sent compressed to a peer
+/// that negotiated [`DEFLATE_RAW`] (the snippet uses the same threshold).
+pub const COMPRESS_MIN_BYTES: usize = 8 * 1024;
+
+/// Whether the value of a socket's `z` query parameter (a comma-separated
+/// list) names [`DEFLATE_RAW`].
+pub fn accepts_deflate_raw(z: &str) -> bool {
+    z.split(',').any(|v| v.trim() == DEFLATE_RAW)
+}
+
+/// Inflate one binary (raw DEFLATE) frame into its JSON text, never
+/// producing (or allocating) more than `max_message_bytes` (+1 byte of
+/// look-ahead): a decompression bomb stops at the limit with
+/// [`ProtocolError::InflatesTooLarge`]. Broken, truncated or non-UTF-8
+/// input is [`ProtocolError::Malformed`]. Bytes after the end of the
+/// DEFLATE stream are ignored.
+pub fn inflate_frame(data: &[u8], limits: &Limits) -> Result<String, ProtocolError> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let cap = limits.max_message_bytes;
+    let bad = |what: &str| ProtocolError::Malformed(format!("compressed frame: {what}"));
+    let mut d = Decompress::new(false);
+    // Start near the usual ratio of compressed JSON and grow by doubling,
+    // never past the cap.
+    let first = data.len().saturating_mul(8).max(4096).min(cap.max(1));
+    let mut out: Vec<u8> = Vec::with_capacity(first);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= cap {
+                // Full at the cap: the frame fits only if the stream ends here.
+                let mut probe = [0u8; 1];
+                let input = data.get(d.total_in() as usize..).unwrap_or_default();
+                let before = d.total_out();
+                let status = d
+                    .decompress(input, &mut probe, FlushDecompress::Finish)
+                    .map_err(|e| bad(&e.to_string()))?;
+                if d.total_out() > before {
+                    return Err(ProtocolError::InflatesTooLarge { limit: cap });
+                }
+                if status == Status::StreamEnd {
+                    break;
+                }
+                return Err(bad("truncated"));
+            }
+            let grow = out.len().max(4096).min(cap - out.len());
+            out.reserve_exact(grow);
+        }
+        let input = data.get(d.total_in() as usize..).unwrap_or_default();
+        let (in_before, out_before) = (d.total_in(), d.total_out());
+        let status = d
+            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .map_err(|e| bad(&e.to_string()))?;
+        if status == Status::StreamEnd {
+            break;
+        }
+        if d.total_in() == in_before && d.total_out() == out_before && out.len() < out.capacity() {
+            // No progress with room left: the input ended mid-stream.
+            return Err(bad("truncated"));
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad("not UTF-8"))
+}
+
+/// Compress one JSON frame as raw DEFLATE (the inverse of
+/// [`inflate_frame`]).
+pub fn deflate_frame(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(text.len() / 6 + 64),
+        flate2::Compression::new(DEFLATE_LEVEL),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(text.as_bytes());
+    enc.finish().unwrap_or_default()
+}
+
+/// The server's compression level for outbound frames (1 fastest … 9 best).
+const DEFLATE_LEVEL: u32 = 6;
 
 /// Decode one text frame with size and structure checks.
 pub fn decode<T: serde::de::DeserializeOwned>(
@@ -657,6 +746,47 @@ pub fn may_be_document_frame(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inflate_round_trips_and_stops_at_the_cap() {
+        let limits = Limits {
+            max_message_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        let text = format!(r#"{{"t":"snapshot","x":"{}"}}"#, "ab".repeat(20_000));
+        let z = deflate_frame(&text);
+        assert!(z.len() < text.len() / 10);
+        assert_eq!(inflate_frame(&z, &limits).as_deref(), Ok(text.as_str()));
+        // Exactly at the cap is fine; one byte over is not.
+        let at = "x".repeat(64 * 1024);
+        assert_eq!(inflate_frame(&deflate_frame(&at), &limits), Ok(at));
+        let over = "x".repeat(64 * 1024 + 1);
+        assert_eq!(
+            inflate_frame(&deflate_frame(&over), &limits),
+            Err(ProtocolError::InflatesTooLarge { limit: 64 * 1024 })
+        );
+        // Truncated, garbage and non-UTF-8 input are malformed.
+        assert_eq!(
+            inflate_frame(&z[..z.len() / 2], &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
+        assert_eq!(
+            inflate_frame(&[0xff; 16], &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
+        let bytes = {
+            use std::io::Write;
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&[0xc3, 0x28]).unwrap();
+            e.finish().unwrap()
+        };
+        assert_eq!(
+            inflate_frame(&bytes, &limits).map_err(|e| e.code()),
+            Err("malformed")
+        );
+        assert!(accepts_deflate_raw("gzip, deflate-raw"));
+        assert!(!accepts_deflate_raw("deflate"));
+    }
 
     #[test]
     fn decodes_the_design_examples() {

@@ -9,7 +9,8 @@
  * pointer capture, the customer-side privacy cue for masked/blocked/disabled
  * elements, performing the agent actions the server approved, and the
  * customer's tabs (every tab of the site joins the session; only the tab in
- * front, which the server confirms with `tab`, sends its page). It does NOT
+ * front, which the server confirms with `tab`, sends its page), and large
+ * frames sent compressed where the browser can (`z=deflate-raw`). It does NOT
  * enforce privacy: the server's rewrite engine does. Masking here is defence in
  * depth, but secrets it recognises (password fields, ever; card digits after
  * the 6th, by the protocol's card rule) never leave the page in clear.
@@ -224,7 +225,7 @@
     if (!ws || ws.readyState !== 1) return false;
     if (!tabFront && !TAB_ANY[msg.t]) return false;
     try {
-      ws.send(JSON.stringify(msg));
+      wire(ws, JSON.stringify(msg));
       return true;
     } catch (e) {
       log('send failed', e);
@@ -1986,6 +1987,64 @@
 
   // ------------------------------------ transport: socket, snapshots, resync
 
+  // Compression (protocol v1.4): where the browser has
+  // CompressionStream('deflate-raw') the socket URL says `z=deflate-raw` and
+  // frames of at least Z_MIN characters (snapshots, big batches) go as binary
+  // raw DEFLATE; small ones stay text. Compressing is asynchronous, so every
+  // frame waits behind earlier ones still being compressed: frames leave in
+  // the order they were sent. A frame that cannot be compressed goes as text.
+  var Z_MIN = 8192;
+  var Z_OUT = (function () {
+    try {
+      if (typeof W.CompressionStream !== 'function' || typeof W.Response !== 'function' ||
+          typeof W.Blob !== 'function' || typeof W.Blob.prototype.stream !== 'function') return false;
+      new W.CompressionStream('deflate-raw'); // throws where the format is unknown
+      return true;
+    } catch (_) {
+      return false;
+    }
+  })();
+  var outbox = []; // frames waiting behind a compression: {sock, data, ready}
+
+  function compress(str) {
+    return new Promise(function (resolve) {
+      var stream = new W.Blob([str]).stream().pipeThrough(new W.CompressionStream('deflate-raw'));
+      resolve(new W.Response(stream).arrayBuffer());
+    });
+  }
+
+  function wire(sock, str) {
+    if (!Z_OUT || str.length < Z_MIN) {
+      if (!outbox.length) sock.send(str);
+      else outbox.push({ sock: sock, data: str, ready: true });
+      return;
+    }
+    var slot = { sock: sock, data: str, ready: false };
+    outbox.push(slot);
+    compress(str).then(function (buf) {
+      slot.data = buf;
+    }, function (e) {
+      log('compression failed; sending text', e);
+    }).then(guard(function () {
+      slot.ready = true;
+      flushOutbox();
+    })).catch(function () { /* guarded */ });
+  }
+
+  function flushOutbox() {
+    while (outbox.length && outbox[0].ready) {
+      var f = outbox.shift();
+      // Frames of a socket that closed meanwhile are dropped, like any frame
+      // sent on a closed socket (the next socket starts with a snapshot).
+      if (f.sock !== ws || f.sock.readyState !== 1) continue;
+      try {
+        f.sock.send(f.data);
+      } catch (e) {
+        log('send failed', e);
+      }
+    }
+  }
+
   function sendSnapshot() {
     if (snapshotTimer) {
       clearTimeout(snapshotTimer);
@@ -2013,13 +2072,14 @@
     var sock;
     try {
       sock = new WebSocket(WS_ORIGIN + '/ws/customer/' + encodeURIComponent(S.id) +
-        '?token=' + encodeURIComponent(S.token) + '&tabs=1');
+        '?token=' + encodeURIComponent(S.token) + '&tabs=1' + (Z_OUT ? '&z=deflate-raw' : ''));
     } catch (e) {
       log('cannot open the co-browse socket', e);
       finish('connection_lost');
       return;
     }
     ws = sock;
+    outbox = []; // what waited for the old socket is dropped with it
     live = false;
     tabFront = true;
     var heard = false;

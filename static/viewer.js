@@ -1,7 +1,8 @@
 /*
  * viewer.js — the agent viewer (served at /static/viewer.js, loaded by /agent).
  *
- * Owns: the join form (nine-digit ID), the agent WebSocket, the replica of the
+ * Owns: the join form (nine-digit ID), the agent WebSocket (with compressed
+ * frames where the browser can inflate them, read in arrival order), the replica of the
  * customer's page in a sandboxed iframe (built with DOM APIs only, never with
  * innerHTML of customer strings; no customer script ever runs), applying
  * snapshots/mutations/scroll/viewport, both pointers, write-mode forwarding
@@ -196,13 +197,66 @@
 
   // ------------------------------------------------------------ connection
 
+  // Compression (protocol v1.4): where the browser has
+  // DecompressionStream('deflate-raw') the join URL says `z=deflate-raw`, and
+  // the server sends large frames (snapshots, big batches) as binary raw
+  // DEFLATE. Inflating is asynchronous, so every frame of a socket goes
+  // through its inbox in arrival order: a later small text frame (or the
+  // socket's close) never overtakes an earlier compressed one.
+  var Z_IN = (function () {
+    try {
+      if (typeof DecompressionStream !== 'function' || typeof Response !== 'function' ||
+          typeof Blob !== 'function' || typeof Blob.prototype.stream !== 'function') return false;
+      new DecompressionStream('deflate-raw'); // throws where the format is unknown
+      return true;
+    } catch (_) {
+      return false;
+    }
+  })();
+
+  function inflate(data) {
+    return new Promise(function (resolve) {
+      var blob = data instanceof Blob ? data : new Blob([data]);
+      resolve(new Response(blob.stream().pipeThrough(new DecompressionStream('deflate-raw'))).text());
+    });
+  }
+
+  // Queue `fn(value)` behind what is already in `inbox`; `pending` (a
+  // promise of the value) makes the slot wait for it. A slot whose promise
+  // fails runs `fn(null)`.
+  function inOrder(inbox, pending, value, fn) {
+    if (!pending && !inbox.length) {
+      fn(value);
+      return;
+    }
+    var slot = { ready: !pending, value: value, fn: fn };
+    inbox.push(slot);
+    if (!pending) return;
+    pending.then(function (v) {
+      slot.value = v;
+    }, function (err) {
+      log('could not inflate a frame', err);
+      slot.value = null;
+    }).then(function () {
+      slot.ready = true;
+      while (inbox.length && inbox[0].ready) {
+        var next = inbox.shift();
+        next.fn(next.value);
+      }
+    }).catch(function (err) {
+      log('internal error', err);
+    });
+  }
+
   function connect() {
     if (reconnectTimer) clearTimeout(reconnectTimer);
     reconnectTimer = null;
     var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     var sock;
     try {
-      sock = new WebSocket(proto + '//' + location.host + '/ws/agent/' + encodeURIComponent(sessionId));
+      sock = new WebSocket(proto + '//' + location.host + '/ws/agent/' + encodeURIComponent(sessionId) +
+        (Z_IN ? '?z=deflate-raw' : ''));
+      sock.binaryType = 'blob';
     } catch (e) {
       leave('Could not connect to the co-browse server.');
       return;
@@ -210,11 +264,21 @@
     ws = sock;
     var heard = false;
     var lastError = null;
-    sock.onmessage = guard(function (e) {
+    var inbox = [];
+    var onFrame = guard(function (data) {
       if (ws !== sock) return;
+      if (data === null) {
+        // A compressed frame that cannot be read: its content is lost, so
+        // the replica would drift. Reconnect: a returning agent gets a
+        // fresh snapshot.
+        try {
+          sock.close();
+        } catch (_) { /* closed */ }
+        return;
+      }
       var m;
       try {
-        m = JSON.parse(e.data);
+        m = JSON.parse(data);
       } catch (_) {
         log('unreadable frame');
         return;
@@ -230,7 +294,12 @@
       handle(m);
       if (perf && (m.t === 'snapshot' || m.t === 'mutations')) perfRecord(m, t0);
     });
-    sock.onclose = guard(function () {
+    sock.onmessage = guard(function (e) {
+      if (ws !== sock) return;
+      if (typeof e.data === 'string') inOrder(inbox, null, e.data, onFrame);
+      else inOrder(inbox, inflate(e.data), null, onFrame);
+    });
+    var onClose = guard(function () {
       if (ws !== sock) return;
       ws = null;
       if (ended) return;
@@ -251,6 +320,11 @@
       }
       renderStatus('Reconnecting\u2026');
       reconnectTimer = setTimeout(guard(connect), Math.min(5000, 300 * Math.pow(2, failures)));
+    });
+    // The close waits for the frames before it (an `ended` after a
+    // compressed batch is still read first).
+    sock.onclose = guard(function () {
+      inOrder(inbox, null, null, onClose);
     });
   }
 

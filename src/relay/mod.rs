@@ -5,7 +5,11 @@
 //! depth and count limits, a per-connection rate limit) and hands them to the
 //! session actor; the writer drains the connection's bounded
 //! [`Outbox`]. Bad frames get an `error` frame and the socket stays open;
-//! it is closed only for an oversized frame or repeated abuse. The loops are
+//! it is closed only for an oversized frame or repeated abuse. A socket that
+//! negotiated compression (`z=deflate-raw`, see [`Compression`]) may also
+//! send binary frames of raw-DEFLATE JSON, inflated under the frame size cap;
+//! an agent socket that negotiated it is sent its large frames compressed.
+//! The loops are
 //! generic over `Sink`/`Stream` of axum WebSocket messages. Authentication
 //! happens before the upgrade, in `web`.
 
@@ -26,6 +30,56 @@ pub const MAX_STRIKES: u32 = 50;
 pub struct RelayConfig {
     pub limits: Limits,
     pub queues: QueueLimits,
+    /// What the peer negotiated on its socket URL.
+    pub compression: Compression,
+}
+
+/// Frame compression negotiated by one peer (`z=deflate-raw` on its socket
+/// URL). Without it binary frames are refused and everything is sent as text,
+/// exactly as before compression existed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain JSON text frames only.
+    #[default]
+    None,
+    /// Binary frames from the peer are raw-DEFLATE JSON; frames of at least
+    /// [`protocol::COMPRESS_MIN_BYTES`] to an agent are sent that way.
+    DeflateRaw,
+}
+
+impl Compression {
+    /// From the `z` query parameter of a socket URL.
+    pub fn from_query(z: Option<&str>) -> Compression {
+        if z.is_some_and(protocol::accepts_deflate_raw) {
+            Compression::DeflateRaw
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Frames at least this large are compressed off the async workers.
+const DEFLATE_BLOCKING_BYTES: usize = 256 * 1024;
+
+/// One outbound frame as it goes on the wire: text, or (for a peer that
+/// negotiated compression, when large enough) a binary raw-DEFLATE frame.
+async fn wire_frame(frame: String, compression: Compression) -> Message {
+    if compression != Compression::DeflateRaw || frame.len() < protocol::COMPRESS_MIN_BYTES {
+        return Message::Text(frame.into());
+    }
+    if frame.len() < DEFLATE_BLOCKING_BYTES {
+        return Message::Binary(protocol::deflate_frame(&frame).into());
+    }
+    match tokio::task::spawn_blocking(move || {
+        let z = protocol::deflate_frame(&frame);
+        (z, frame)
+    })
+    .await
+    {
+        Ok((z, _)) => Message::Binary(z.into()),
+        // The blocking pool is shutting down: nothing left to send it on.
+        Err(_) => Message::Close(None),
+    }
 }
 
 /// A one-second fixed-window message counter.
@@ -117,6 +171,8 @@ trait SideSpec {
     /// A frame was refused before delivery (`text` is `None` for a binary
     /// frame); `false` once the session is gone.
     async fn refused(link: &Link, text: Option<&str>, reason: &str) -> bool;
+    /// How frames to this side go out, given what it negotiated.
+    fn outbound(negotiated: Compression) -> Compression;
 }
 
 struct CustomerSide;
@@ -140,6 +196,10 @@ impl SideSpec for CustomerSide {
         } else {
             true
         }
+    }
+    /// Frames to the customer are small: always text.
+    fn outbound(_: Compression) -> Compression {
+        Compression::None
     }
 }
 
@@ -170,6 +230,9 @@ impl SideSpec for AgentSide {
     async fn refused(_: &Link, _: Option<&str>, _: &str) -> bool {
         true
     }
+    fn outbound(negotiated: Compression) -> Compression {
+        negotiated
+    }
 }
 
 async fn read_loop<S, E, P>(
@@ -189,8 +252,9 @@ where
         let Ok(msg) = item else {
             return ReaderEnd::Closed;
         };
-        let text = match msg {
-            Message::Text(t) => t,
+        let (text, packed) = match msg {
+            Message::Text(t) => (Some(t), None),
+            Message::Binary(b) if cfg.compression == Compression::DeflateRaw => (None, Some(b)),
             Message::Binary(_) => {
                 strikes += 1;
                 outbox.push(P::error(
@@ -209,9 +273,11 @@ where
             Message::Close(_) => return ReaderEnd::Closed,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        if text.len() > limits.max_message_bytes {
+        let wire_len =
+            text.as_ref().map_or(0, |t| t.len()) + packed.as_ref().map_or(0, |b| b.len());
+        if wire_len > limits.max_message_bytes {
             let e = ProtocolError::TooLarge {
-                size: text.len(),
+                size: wire_len,
                 limit: limits.max_message_bytes,
             };
             outbox.push_final(Some(P::error(e.code(), &e.to_string())));
@@ -228,7 +294,9 @@ where
                     ),
                 ));
             }
-            if !P::refused(link, Some(text.as_str()), "rate_limited").await {
+            // A compressed frame is not inflated just to be dropped: it
+            // counts as a document frame.
+            if !P::refused(link, text.as_ref().map(|t| t.as_str()), "rate_limited").await {
                 return ReaderEnd::Closed;
             }
             if strikes > MAX_STRIKES {
@@ -237,6 +305,29 @@ where
             }
             continue;
         }
+        let text = match (text, packed) {
+            (Some(t), _) => t,
+            (None, packed) => {
+                let packed = packed.unwrap_or_default();
+                match protocol::inflate_frame(&packed, &limits) {
+                    Ok(s) => s.into(),
+                    Err(e) => {
+                        // Unreadable or a bomb: what it held is unknown, so
+                        // it counts as a document frame (fail closed).
+                        strikes += 1;
+                        outbox.push(P::error(e.code(), &e.to_string()));
+                        if !P::refused(link, None, e.code()).await {
+                            return ReaderEnd::Closed;
+                        }
+                        if strikes > MAX_STRIKES {
+                            outbox.push_final(Some(P::error("abuse", "too many bad frames")));
+                            return ReaderEnd::Fatal;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         let decoded = protocol::decode::<P::Msg>(text.as_str(), &limits)
             .and_then(|m| P::check(&m, &limits).map(|()| m));
         match decoded {
@@ -262,14 +353,16 @@ where
     ReaderEnd::Closed
 }
 
-async fn write_loop<K>(mut sink: K, outbox: Arc<Outbox>, link: Link)
+async fn write_loop<K>(mut sink: K, outbox: Arc<Outbox>, link: Link, compression: Compression)
 where
     K: Sink<Message> + Unpin,
 {
     loop {
         match outbox.next().await {
             Next::Frame(f) => {
-                if sink.send(Message::Text(f.into())).await.is_err() {
+                let msg = wire_frame(f, compression).await;
+                let last = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || last {
                     return;
                 }
             }
@@ -293,7 +386,12 @@ where
     P: SideSpec,
 {
     let (sink, stream) = socket.split();
-    let writer = write_loop(sink, outbox.clone(), link.clone());
+    let writer = write_loop(
+        sink,
+        outbox.clone(),
+        link.clone(),
+        P::outbound(cfg.compression),
+    );
     let reader = read_loop::<_, E, P>(stream, &link, &outbox, cfg);
     tokio::pin!(writer);
     tokio::pin!(reader);
@@ -452,6 +550,7 @@ mod tests {
         let cfg = RelayConfig {
             limits: config.limits,
             queues: config.queues,
+            compression: Compression::None,
         };
         let task = tokio::spawn(run_customer(
             registry.clone(),

@@ -28,6 +28,7 @@ fn relay_config(state: &AppState) -> RelayConfig {
     RelayConfig {
         limits: state.config.limits,
         queues: state.config.queues,
+        compression: relay::Compression::None,
     }
 }
 
@@ -42,7 +43,7 @@ fn ws_cap(state: &AppState) -> usize {
         .max(1 << 16)
 }
 
-/// `GET /ws/customer/{id}?token=…[&tabs=1]`.
+/// `GET /ws/customer/{id}?token=…[&tabs=1][&z=deflate-raw]`.
 #[derive(Debug, Deserialize)]
 pub struct CustomerQuery {
     #[serde(default)]
@@ -51,15 +52,23 @@ pub struct CustomerQuery {
     /// not replace the others; the server says which tab is in front).
     #[serde(default)]
     tabs: Option<String>,
+    /// v1.4: the compressions the snippet can write
+    /// (`deflate-raw`): it may send large frames as binary raw DEFLATE.
+    #[serde(default)]
+    z: Option<String>,
 }
 
-/// `GET /ws/agent/{id}[?leave=1]`.
+/// `GET /ws/agent/{id}[?leave=1]`, `GET /ws/agent/{id}?z=deflate-raw`.
 #[derive(Debug, Deserialize)]
 pub struct AgentQuery {
     /// v1.3: end the session this agent left (`agent_left`) instead of
     /// joining it.
     #[serde(default)]
     leave: Option<String>,
+    /// v1.4: the compressions the viewer can read (`deflate-raw`): its large
+    /// frames are sent as binary raw DEFLATE.
+    #[serde(default)]
+    z: Option<String>,
 }
 
 /// The socket read buffer: tungstenite's default (128 KiB) is zero-filled
@@ -97,7 +106,8 @@ pub async fn customer(
         origin
     };
     let registry = state.registry.clone();
-    let cfg = relay_config(&state);
+    let mut cfg = relay_config(&state);
+    cfg.compression = relay::Compression::from_query(q.z.as_deref());
     let cap = ws_cap(&state);
     let idle = state.config.server.ws_idle_timeout;
     ws.max_message_size(cap)
@@ -173,7 +183,8 @@ pub async fn agent(
         super::throttle::id_miss(&state, &user, &address).await;
     }
     let registry = state.registry.clone();
-    let cfg = relay_config(&state);
+    let mut cfg = relay_config(&state);
+    cfg.compression = relay::Compression::from_query(q.z.as_deref());
     let cap = ws_cap(&state);
     let identity = AgentIdentity {
         user_id: user.id,

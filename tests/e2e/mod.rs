@@ -7,11 +7,14 @@
 //! `corpus` real-site pages compared pixel by pixel with their replica and
 //! `bigpage` the 30,000-element page's latency figures (issue 9), `layout`
 //! blocked boxes, instant scroll, fixed and sticky elements (issue 9 item 2),
-//! `day` the agent's day and the customer's tabs (issue 9 item 4).
+//! `day` the agent's day and the customer's tabs (issue 9 item 4),
+//! `compression` compressed frames both ways and their bytes on the wire
+//! (issue 10 item 3).
 
 mod bigpage;
 pub mod browser;
 mod components;
+mod compression;
 mod corpus;
 mod day;
 mod flows;

@@ -4,6 +4,7 @@ mod abuse;
 mod backpressure;
 mod bad_input;
 mod budgets;
+mod compression;
 mod day;
 mod fail_closed;
 mod inert;
