@@ -10,4 +10,5 @@ mod lifecycle;
 mod privacy_match;
 mod privacy_render;
 mod shadow;
+mod soak;
 mod timeouts;
