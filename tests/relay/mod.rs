@@ -12,4 +12,5 @@ mod lifecycle;
 mod privacy_match;
 mod privacy_render;
 mod shadow;
+mod soak;
 mod timeouts;
