@@ -1337,11 +1337,8 @@ struct Plan {
 }
 
 async fn tick(t: &mut Option<Interval>) {
-    match t {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => {}
+    if let Some(t) = t {
+        t.tick().await;
     }
 }
 
