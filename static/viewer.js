@@ -187,8 +187,8 @@
       entry.n = m.ops.length;
       for (var i = 0; i < m.ops.length && entry.values.length < 20; i++) {
         var op = m.ops[i];
-        if (op && op.op === 'value') entry.values.push(String(op.value).slice(0, 200));
-        else if (op && op.op === 'text') entry.values.push(String(op.text).slice(0, 200));
+        if (op && op.op === 'value') entry.values.push(String(op.value).slice(-200));
+        else if (op && op.op === 'text') entry.values.push(String(op.text).slice(-200));
       }
     }
     if (perfLog.length < 20000) perfLog.push(entry);

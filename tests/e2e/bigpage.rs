@@ -126,8 +126,15 @@ async fn clock_skew(s: &Stage) -> f64 {
     a - c
 }
 
-/// The first viewer frame that arrived after `input` and set `value`.
+/// The first viewer frame that arrived after `input` and set `value` (the
+/// viewer's log keeps the last 200 characters of each value).
 fn frame_for<'a>(frames: &'a [Frame], input: &Input, value: &str) -> Option<&'a Frame> {
+    let cut = value
+        .char_indices()
+        .rev()
+        .nth(199)
+        .map_or(0, |(i, _)| i);
+    let value = &value[cut..];
     frames
         .iter()
         .find(|f| f.recv >= input.t - 5.0 && f.values.iter().any(|v| v == value))
