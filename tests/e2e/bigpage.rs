@@ -129,11 +129,7 @@ async fn clock_skew(s: &Stage) -> f64 {
 /// The first viewer frame that arrived after `input` and set `value` (the
 /// viewer's log keeps the last 200 characters of each value).
 fn frame_for<'a>(frames: &'a [Frame], input: &Input, value: &str) -> Option<&'a Frame> {
-    let cut = value
-        .char_indices()
-        .rev()
-        .nth(199)
-        .map_or(0, |(i, _)| i);
+    let cut = value.char_indices().rev().nth(199).map_or(0, |(i, _)| i);
     let value = &value[cut..];
     frames
         .iter()
