@@ -79,13 +79,26 @@ async fn start_with(s: &Stage, setup: &str) {
 /// Agent page: record every frame the viewer receives (before joining).
 const RECORD_AGENT_FRAMES: &str = r#"
 window.__frames = [];
+window.__framesPending = 0;
 var d = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage');
 Object.defineProperty(WebSocket.prototype, 'onmessage', {
   configurable: true,
   get: d.get,
   set: function (fn) {
     d.set.call(this, function (e) {
-      try { window.__frames.push(String(e.data)); } catch (_) {}
+      try {
+        if (typeof e.data === 'string') {
+          window.__frames.push(e.data);
+        } else {
+          // a compressed frame (deflate-raw negotiated): inflated in place
+          var i = window.__frames.push('') - 1;
+          window.__framesPending++;
+          new Response(new Blob([e.data]).stream().pipeThrough(new DecompressionStream('deflate-raw')))
+            .text()
+            .then(function (t) { window.__frames[i] = t; }, function () { window.__frames[i] = '[uninflatable]'; })
+            .then(function () { window.__framesPending--; });
+        }
+      } catch (_) {}
       return fn.apply(this, arguments);
     });
   }
@@ -99,7 +112,13 @@ async fn record_agent_frames(s: &Stage) {
 
 async fn agent_frames(s: &Stage) -> String {
     s.agent
-        .eval("return (window.__frames || []).join('\\n');")
+        .eval_async(
+            "var done = arguments[arguments.length - 1]; \
+             (function ready() { \
+               if (window.__framesPending > 0) { setTimeout(ready, 10); return; } \
+               done((window.__frames || []).join('\\n')); \
+             })();",
+        )
         .await
 }
 
@@ -205,6 +224,7 @@ async fn a_web_component_input_masked_by_a_light_tree_rule_never_reaches_the_vie
         "the masked input shows dots: {dump}"
     );
     let frames = agent_frames(&s).await;
+    assert!(frames.contains("\"t\":\"snapshot\""), "the recorder missed the snapshot");
     assert!(!frames.contains("Secretname"), "a frame carried the secret");
     s.finish().await;
 }
@@ -296,6 +316,7 @@ async fn a_same_origin_frame_shows_and_its_masked_field_stays_masked() {
     assert!(!dump.contains("Pay here"), "{dump}");
     assert!(!dump.contains("2222"), "{dump}");
     let frames = agent_frames(&s).await;
+    assert!(frames.contains("\"t\":\"snapshot\""), "the recorder missed the snapshot");
     for secret in ["9999", "3333", "2222"] {
         assert!(!frames.contains(secret), "{secret} reached the agent");
     }

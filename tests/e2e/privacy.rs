@@ -23,13 +23,26 @@ const PASSWORD: &str = "hunter2-secret";
 /// Must run before the viewer opens its socket (before joining).
 const RECORD_AGENT_FRAMES: &str = r#"
 window.__frames = [];
+window.__framesPending = 0;
 var d = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage');
 Object.defineProperty(WebSocket.prototype, 'onmessage', {
   configurable: true,
   get: d.get,
   set: function (fn) {
     d.set.call(this, function (e) {
-      try { window.__frames.push(String(e.data)); } catch (_) {}
+      try {
+        if (typeof e.data === 'string') {
+          window.__frames.push(e.data);
+        } else {
+          // a compressed frame (deflate-raw negotiated): inflated in place
+          var i = window.__frames.push('') - 1;
+          window.__framesPending++;
+          new Response(new Blob([e.data]).stream().pipeThrough(new DecompressionStream('deflate-raw')))
+            .text()
+            .then(function (t) { window.__frames[i] = t; }, function () { window.__frames[i] = '[uninflatable]'; })
+            .then(function () { window.__framesPending--; });
+        }
+      } catch (_) {}
       return fn.apply(this, arguments);
     });
   }
@@ -37,18 +50,32 @@ Object.defineProperty(WebSocket.prototype, 'onmessage', {
 return true;
 "#;
 
-/// Agent page: every string value in every recorded frame, one per line.
+/// Agent page (an async script): every string value in every recorded
+/// frame, one per line, once every compressed frame is inflated.
 const AGENT_STRINGS: &str = r#"
-var out = [];
-function walk(v) {
-  if (typeof v === 'string') out.push(v);
-  else if (v && typeof v === 'object') for (var k in v) walk(v[k]);
-}
-(window.__frames || []).forEach(function (f) {
-  try { walk(JSON.parse(f)); } catch (_) { out.push(f); }
-});
-return out.join('\n');
+var done = arguments[arguments.length - 1];
+(function ready() {
+  if (window.__framesPending > 0) { setTimeout(ready, 10); return; }
+  var out = [];
+  var walk = function (v) {
+    if (typeof v === 'string') out.push(v);
+    else if (v && typeof v === 'object') for (var k in v) walk(v[k]);
+  };
+  (window.__frames || []).forEach(function (f) {
+    try { walk(JSON.parse(f)); } catch (_) { out.push(f); }
+  });
+  done(out.join('\n'));
+})();
 "#;
+
+/// The recorder saw the agent's traffic, snapshot included (compressed
+/// frames too): a frame check over nothing would prove nothing.
+fn assert_recorded_a_snapshot(frames: &str) {
+    assert!(
+        frames.lines().any(|l| l == "snapshot") && !frames.contains("[uninflatable]"),
+        "the frame recorder missed the agent's snapshot"
+    );
+}
 
 /// Customer page: wrap `WebSocket.prototype.send` to see (and, while
 /// `__cb.hold`, hold back) what the snippet sends; `__cbRelease()` sends the
@@ -56,13 +83,25 @@ return out.join('\n');
 const HOOK_CUSTOMER_SOCKET: &str = r#"
 if (!window.__cb) {
   var orig = WebSocket.prototype.send;
-  window.__cb = { sock: null, sent: [], hold: false, held: [], orig: orig };
+  window.__cb = { sock: null, sent: [], hold: false, held: [], heldParsed: [], orig: orig };
+  // Text frames are JSON; binary ones are deflate-raw JSON (compression
+  // negotiated): inflated asynchronously into the same list.
+  var record = function (list, data) {
+    if (typeof data === 'string') {
+      try { list.push(JSON.parse(data)); } catch (_) {}
+      return;
+    }
+    try {
+      new Response(new Blob([data]).stream().pipeThrough(new DecompressionStream('deflate-raw')))
+        .text().then(function (t) { list.push(JSON.parse(t)); }).catch(function () {});
+    } catch (_) {}
+  };
   WebSocket.prototype.send = function (data) {
     var cb = window.__cb;
     if (String(this.url).indexOf('/ws/customer/') >= 0) {
       cb.sock = this;
-      try { cb.sent.push(JSON.parse(data)); } catch (_) {}
-      if (cb.hold) { cb.held.push(data); return; }
+      record(cb.sent, data);
+      if (cb.hold) { cb.held.push(data); record(cb.heldParsed, data); return; }
     }
     return orig.call(this, data);
   };
@@ -209,7 +248,8 @@ async fn card_expiry_cvc_and_password_typed_key_by_key_never_reach_the_agent() {
         !pw_shown.is_empty() && !has_alnum(&pw_shown),
         "password shown as {pw_shown:?}"
     );
-    let frames: String = s.agent.eval(AGENT_STRINGS).await;
+    let frames: String = s.agent.eval_async(AGENT_STRINGS).await;
+    assert_recorded_a_snapshot(&frames);
     assert!(
         frames.contains("Kari Nordmann"),
         "the frame recorder saw the agent's traffic"
@@ -402,7 +442,8 @@ async fn password_revealed_by_a_show_password_toggle_stays_masked_after_a_reconn
         !shown.is_empty() && !has_alnum(&shown),
         "password after the reconnect shown as {shown:?}"
     );
-    let frames: String = s.agent.eval(AGENT_STRINGS).await;
+    let frames: String = s.agent.eval_async(AGENT_STRINGS).await;
+    assert_recorded_a_snapshot(&frames);
     assert!(
         !frames.contains("hunter2"),
         "the password reached the agent"
@@ -590,7 +631,7 @@ async fn a_refused_frame_veils_the_replica_until_a_fresh_snapshot_matches_the_pa
         let e: Option<u64> = s
             .customer
             .try_eval(
-                "var l = window.__cb.held.map(JSON.parse).filter(function (f) { return f.t === 'snapshot'; }); \
+                "var l = window.__cb.heldParsed.filter(function (f) { return f.t === 'snapshot'; }); \
                  return l.length ? l[0].epoch : null;",
             )
             .await?;
@@ -689,7 +730,8 @@ async fn card_number_typed_into_a_contenteditable_region_keeps_at_most_six_digit
     });
     let digits = shown.chars().filter(|c| c.is_ascii_digit()).count();
     assert!(digits <= 6, "the agent sees {shown:?}");
-    let frames: String = s.agent.eval(AGENT_STRINGS).await;
+    let frames: String = s.agent.eval_async(AGENT_STRINGS).await;
+    assert_recorded_a_snapshot(&frames);
     assert_no_card_secrets(&frames, "a frame to the agent");
     wait_for!("the cue on the editable region", {
         let c = cue_of(&s, "note").await;
