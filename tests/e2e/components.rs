@@ -224,7 +224,10 @@ async fn a_web_component_input_masked_by_a_light_tree_rule_never_reaches_the_vie
         "the masked input shows dots: {dump}"
     );
     let frames = agent_frames(&s).await;
-    assert!(frames.contains("\"t\":\"snapshot\""), "the recorder missed the snapshot");
+    assert!(
+        frames.contains("\"t\":\"snapshot\""),
+        "the recorder missed the snapshot"
+    );
     assert!(!frames.contains("Secretname"), "a frame carried the secret");
     s.finish().await;
 }
@@ -316,7 +319,10 @@ async fn a_same_origin_frame_shows_and_its_masked_field_stays_masked() {
     assert!(!dump.contains("Pay here"), "{dump}");
     assert!(!dump.contains("2222"), "{dump}");
     let frames = agent_frames(&s).await;
-    assert!(frames.contains("\"t\":\"snapshot\""), "the recorder missed the snapshot");
+    assert!(
+        frames.contains("\"t\":\"snapshot\""),
+        "the recorder missed the snapshot"
+    );
     for secret in ["9999", "3333", "2222"] {
         assert!(!frames.contains(secret), "{secret} reached the agent");
     }
