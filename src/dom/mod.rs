@@ -333,19 +333,7 @@ impl Dom {
                 Vec::new(),
             ),
         };
-        let slot = self.alloc(NodeData {
-            id,
-            parent,
-            first_child: None,
-            last_child: None,
-            prev: None,
-            next: None,
-            kind,
-            meta: Meta {
-                born: self.epoch,
-                ..Meta::default()
-            },
-        });
+        let slot = self.alloc_unlinked(id, parent, kind);
         (slot, if template { Vec::new() } else { children })
     }
 
@@ -588,8 +576,13 @@ impl Dom {
                 PlaceholderKind::clamp(*h),
             ),
         };
+        self.alloc_unlinked(node.id(), parent, kind)
+    }
+
+    /// Allocate a node of `kind` born in this epoch, not yet linked.
+    fn alloc_unlinked(&mut self, id: NodeId, parent: Option<Slot>, kind: Kind) -> Slot {
         self.alloc(NodeData {
-            id: node.id(),
+            id,
             parent,
             first_child: None,
             last_child: None,
